@@ -1,0 +1,130 @@
+{{/* Chart name, truncated to the 63 characters a DNS label allows. */}}
+{{- define "mq-service.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name of every object: the release name, with the chart name unless the release already has it. */}}
+{{- define "mq-service.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "mq-service.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "mq-service.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "mq-service.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "mq-service.labels" -}}
+helm.sh/chart: {{ include "mq-service.chart" . }}
+{{ include "mq-service.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: consumer
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "mq-service.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "mq-service.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "mq-service.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository $tag }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret holding MQ_ADMIN_TOKEN, or "" when no token is configured. */}}
+{{- define "mq-service.adminSecretName" -}}
+{{- if .Values.admin.existingSecret }}
+{{- .Values.admin.existingSecret }}
+{{- else if .Values.admin.token }}
+{{- printf "%s-admin" (include "mq-service.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{- define "mq-service.adminSecretKey" -}}
+{{- if .Values.admin.existingSecret }}{{ .Values.admin.existingSecretKey }}{{ else }}token{{ end }}
+{{- end }}
+
+{{/*
+Pod grace period: the preStop GET /drain may take drain.timeoutSeconds, then the process still needs a few
+seconds after SIGTERM to flush deletions and exit. Anything tighter gets the pod SIGKILLed mid-drain.
+*/}}
+{{- define "mq-service.terminationGracePeriodSeconds" -}}
+{{- $drain := int .Values.drain.timeoutSeconds }}
+{{- $grace := 0 }}
+{{- if kindIs "invalid" .Values.terminationGracePeriodSeconds }}
+{{- $grace = add $drain (int .Values.drain.marginSeconds) }}
+{{- else }}
+{{- $grace = int .Values.terminationGracePeriodSeconds }}
+{{- end }}
+{{- if le $grace (add $drain 5) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed drain.timeoutSeconds (%d) + 5: the pod would be killed before the preStop drain and shutdown finish; raise terminationGracePeriodSeconds or drain.marginSeconds, or lower drain.timeoutSeconds" $grace $drain) }}
+{{- end }}
+{{- $grace }}
+{{- end }}
+
+{{/* Target messages per replica for KEDA: keda.queueLength, else the pod's concurrency. */}}
+{{- define "mq-service.kedaQueueLength" -}}
+{{- if kindIs "invalid" .Values.keda.queueLength }}
+{{- int .Values.consumer.concurrency }}
+{{- else }}
+{{- int .Values.keda.queueLength }}
+{{- end }}
+{{- end }}
+
+{{- define "mq-service.triggerAuthenticationName" -}}
+{{- default (printf "%s-aws" (include "mq-service.fullname" .)) .Values.keda.triggerAuthentication.name }}
+{{- end }}
+
+{{/* Cross-field checks the JSON schema cannot express. Included by the Deployment. */}}
+{{- define "mq-service.validate" -}}
+{{- if not .Values.queue.url }}
+{{- fail "queue.url is required: the SQS queue URL to consume (MQ_QUEUE_URL), e.g. --set queue.url=https://sqs.us-east-1.amazonaws.com/123456789012/orders" }}
+{{- end }}
+{{- if and .Values.keda.enabled .Values.autoscaling.enabled }}
+{{- fail "keda.enabled and autoscaling.enabled are both true: choose one autoscaler (both would fight over the replica count)" }}
+{{- end }}
+{{- if ge (float64 .Values.consumer.deletionIntervalSeconds) (float64 .Values.consumer.visibilityTimeout) }}
+{{- fail (printf "consumer.deletionIntervalSeconds (%v) must be below consumer.visibilityTimeout (%v): handled messages would become visible again before their deletion is sent" .Values.consumer.deletionIntervalSeconds .Values.consumer.visibilityTimeout) }}
+{{- end }}
+{{- if and .Values.admin.token .Values.admin.existingSecret }}
+{{- fail "admin.token and admin.existingSecret are both set: give the token one way only" }}
+{{- end }}
+{{- if and .Values.keda.enabled (not .Values.keda.triggerAuthentication.create) (not .Values.keda.triggerAuthentication.name) }}
+{{- fail "keda.triggerAuthentication.create is false: set keda.triggerAuthentication.name to an existing TriggerAuthentication" }}
+{{- end }}
+{{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
+{{- fail "autoscaling.minReplicas must not exceed autoscaling.maxReplicas" }}
+{{- end }}
+{{- if and .Values.keda.enabled (gt (int .Values.keda.minReplicaCount) (int .Values.keda.maxReplicaCount)) }}
+{{- fail "keda.minReplicaCount must not exceed keda.maxReplicaCount" }}
+{{- end }}
+{{- end }}
+
+{{/* OTEL_RESOURCE_ATTRIBUTES: the pod's Kubernetes identity, then the user's attributes. */}}
+{{- define "mq-service.otelResourceAttributes" -}}
+{{- $attrs := list "k8s.namespace.name=$(K8S_NAMESPACE_NAME)" "k8s.pod.name=$(K8S_POD_NAME)" "k8s.node.name=$(K8S_NODE_NAME)" (printf "k8s.deployment.name=%s" (include "mq-service.fullname" .)) }}
+{{- range $key, $value := .Values.otel.resourceAttributes }}
+{{- $attrs = append $attrs (printf "%s=%v" $key $value) }}
+{{- end }}
+{{- join "," $attrs }}
+{{- end }}

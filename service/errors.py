@@ -1,0 +1,114 @@
+"""The errors mq-service raises and reports, in one short hierarchy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeAlias
+
+# Error codes SQS uses for conditions that go away by themselves; anything else is final.
+TRANSIENT_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ServiceUnavailable",
+        "InternalError",
+        "InternalFailure",
+        "KmsThrottled",
+        "RequestTimeout",
+    }
+)
+
+
+class MQError(Exception):
+    """Base class of every error raised or reported by mq-service."""
+
+
+class ConfigError(MQError, ValueError):
+    """A configuration value is outside what is allowed; names the setting and the allowed values."""
+
+    def __init__(self, name: str, value: object, allowed: str) -> None:
+        super().__init__(f"{name}: {value!r} is not allowed; expected {allowed}")
+        self.name = name
+        self.value = value
+        self.allowed = allowed
+
+
+class SQSError(MQError):
+    """SQS refused a call or one entry of a batch call."""
+
+    def __init__(self, code: str, message: str, *, sender_fault: bool, operation: str = "") -> None:
+        where = f"{operation}: " if operation else ""
+        super().__init__(f"{where}{code}: {message}")
+        self.code = code
+        self.sqs_message = message
+        self.sender_fault = sender_fault
+        self.operation = operation
+
+    @property
+    def transient(self) -> bool:
+        """True when retrying the same request may succeed."""
+        return not self.sender_fault or self.code in TRANSIENT_CODES
+
+    @classmethod
+    def from_entry(cls, entry: Mapping[str, Any], operation: str) -> SQSError:
+        """Build from a batch result's failed entry (Id, Code, Message, SenderFault)."""
+        return cls(
+            str(entry.get("Code", "Unknown")),
+            str(entry.get("Message", "")),
+            sender_fault=bool(entry.get("SenderFault", True)),
+            operation=operation,
+        )
+
+
+class ReceiveError(MQError):
+    """ReceiveMessage failed; the receive loop backs off and tries again."""
+
+
+class DeleteError(MQError):
+    """A handled message could not be deleted; it will be received again."""
+
+    def __init__(self, message_id: str, cause: SQSError) -> None:
+        super().__init__(f"message {message_id} was handled but not deleted: {cause}")
+        self.message_id = message_id
+        self.cause = cause
+
+
+class VisibilityError(MQError):
+    """A visibility change (retry delay, heartbeat or hand-back) failed."""
+
+    def __init__(self, message_id: str, cause: SQSError) -> None:
+        super().__init__(f"visibility change for message {message_id} failed: {cause}")
+        self.message_id = message_id
+        self.cause = cause
+
+
+class HandlerError(MQError):
+    """A handler raised; the message stays in the queue for a retry."""
+
+    def __init__(self, message_id: str, cause: BaseException) -> None:
+        super().__init__(f"handler failed for message {message_id}: {cause!r}")
+        self.message_id = message_id
+        self.cause = cause
+
+
+class RouteError(MQError):
+    """The Router found no handler for a message."""
+
+    def __init__(self, route: str | None) -> None:
+        what = "message has no route" if route is None else f"no handler registered for route {route!r}"
+        super().__init__(what)
+        self.route = route
+
+
+class PublishError(SQSError):
+    """A message could not be published; `sender_fault` tells whether the request was at fault."""
+
+
+class ClosedError(MQError):
+    """The component was shut down and takes no more work."""
+
+
+ErrorHandler: TypeAlias = Callable[[MQError], None]
