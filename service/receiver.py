@@ -106,6 +106,7 @@ class Receiver:
         self._observer = observer
         self._max_messages = max_number_of_messages
         self._backoff = backoff
+        self._resume_at = 0.0
         names = list(dict.fromkeys([*attribute_names, *REQUIRED_ATTRIBUTE_NAMES]))
         self._request: dict[str, Any] = {
             "QueueUrl": queue_url,
@@ -122,8 +123,12 @@ class Receiver:
                 group.create_task(self._loop())
 
     async def _loop(self) -> None:
-        failures = 0
         while True:
+            # After a failure every loop waits out the same backoff: an outage costs one call per period.
+            pause_s = self._resume_at - time.monotonic()
+            if pause_s > 0:
+                await asyncio.sleep(pause_s)
+                continue
             credits = await self._capacity.take(self._max_messages)
             started = time.monotonic()
             try:
@@ -132,12 +137,8 @@ class Receiver:
                 self._capacity.give(credits)
                 raise
             self._capacity.give(credits - len(messages or ()))
-            if messages is None:
-                await asyncio.sleep(self._backoff.delay_s(failures))
-                failures += 1
-                continue
-            failures = 0
-            self._dispatch(messages, time.monotonic() - started)
+            if messages is not None:
+                self._dispatch(messages, time.monotonic() - started)
 
     async def _receive(self, max_messages: int) -> list[dict[str, Any]] | None:
         """The received messages, or None when the call failed (reported here)."""
@@ -161,6 +162,7 @@ class Receiver:
             reason = str(error)
         failure = ReceiveError(reason)
         failures = self._health.receive_failed(reason)
+        self._resume_at = max(self._resume_at, time.monotonic() + self._backoff.delay_s(failures - 1))
         self._observer.receive_failed(failure, duration_s)
         # One line when a failure streak starts and then every 10th, so an outage does not flood the logs.
         if failures == 1 or failures % 10 == 0:

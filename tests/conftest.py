@@ -33,7 +33,7 @@ def sqs_endpoint() -> Iterator[str]:
     os.environ.update(
         AWS_ENDPOINT_URL_SQS=endpoint,
         AWS_ACCESS_KEY_ID="test",
-        AWS_SECRET_ACCESS_KEY="test",  # noqa: S105 - moto's static test credentials
+        AWS_SECRET_ACCESS_KEY="test",
         AWS_REGION="us-east-1",
     )
     os.environ.pop("AWS_ENDPOINT_URL", None)
@@ -47,14 +47,21 @@ def sqs_endpoint() -> Iterator[str]:
             os.environ[key] = value
 
 
-_AWS_ENV = ("AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-            "AWS_REGION", "AWS_PROFILE")
+_AWS_ENV = (
+    "AWS_ENDPOINT_URL_SQS",
+    "AWS_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_REGION",
+    "AWS_PROFILE",
+)
 
 
 class CallCounter(Counter[str]):
     """Counts the SQS API calls a client makes, by operation name."""
 
-    def __call__(self, model: Any, **_: Any) -> None:
+    def record(self, model: Any, **_: Any) -> None:
+        """A botocore `before-call` hook."""
         self[model.name] += 1
 
 
@@ -69,7 +76,7 @@ async def sqs(sqs_endpoint: str) -> AsyncIterator[SQSClient]:
 def calls(sqs: SQSClient) -> CallCounter:
     """Counts the calls made through the `sqs` fixture's client."""
     counter = CallCounter()
-    sqs.meta.events.register("before-call.sqs", counter)
+    sqs.meta.events.register("before-call.sqs", counter.record)
     return counter
 
 
@@ -109,7 +116,8 @@ async def send_messages(sqs: SQSClient, queue_url: str, bodies: list[str], **ent
 async def queue_counts(sqs: SQSClient, queue_url: str) -> tuple[int, int]:
     """(visible, in flight) message counts of a queue."""
     names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    attrs = (await sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names))["Attributes"]  # type: ignore[arg-type]
+    response = await sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)  # type: ignore[arg-type]
+    attrs = {str(k): v for k, v in response["Attributes"].items()}
     return int(attrs[names[0]]), int(attrs[names[1]])
 
 
@@ -118,10 +126,21 @@ async def drain_queue(sqs: SQSClient, queue_url: str, *, wait_s: int = 0) -> lis
     found: list[dict[str, Any]] = []
     while True:
         response = await sqs.receive_message(
-            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_s, AttributeNames=["All"],
-            MessageAttributeNames=["All"], VisibilityTimeout=60,
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=wait_s,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+            VisibilityTimeout=60,
         )
         batch = response.get("Messages", [])
         if not batch:
             return found
         found.extend(batch)  # type: ignore[arg-type]
+
+
+async def dead_letter_queue_of(sqs: SQSClient, queue_url: str) -> str:
+    """The URL of a queue's dead-letter queue, from its redrive policy."""
+    attrs = await sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])
+    arn = json.loads(attrs["Attributes"]["RedrivePolicy"])["deadLetterTargetArn"]
+    return (await sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[1]))["QueueUrl"]
