@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install test check lint typecheck pytest run clean
+.PHONY: install test lint typecheck pytest run clean shipping-tools check-shipping render-deploy image-check
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,23 @@ typecheck: install
 pytest: install
 	$(BIN)/pytest
 
-## test: everything CI checks: lint, types, the test suite
-test: lint typecheck pytest
+shipping-tools: install
+	bash scripts/install-shipping-tools.sh
+
+## check-shipping: helm lint, rendered manifests validated for several Kubernetes versions, yamllint, hadolint
+check-shipping: shipping-tools
+	bash scripts/check-shipping.sh
+
+## render-deploy: regenerate deploy/base from the chart's defaults
+render-deploy: shipping-tools
+	bash scripts/render-deploy.sh
+
+## image-check: build the image with podman and run it against a local SQS server (needs podman; slow)
+image-check: install
+	bash scripts/image-check.sh
+
+## test: everything CI checks: lint, types, chart and manifests, the test suite
+test: lint typecheck check-shipping pytest
 
 ## run: the service; with no MQ_QUEUE_URL it starts an embedded local SQS server
 run: install

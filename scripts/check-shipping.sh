@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Static checks of everything that ships: the Helm chart, the plain manifests and the Dockerfile.
 #   helm lint --strict; helm template of each helm/mq-service/ci/*-values.yaml validated by kubernetes-validate
-#   --strict against several Kubernetes versions; yamllint; hadolint; kubectl kustomize of deploy/; deploy/base
-#   in sync with the chart. Runs every check, prints what failed, exits non-zero if anything did.
+#   --strict against several Kubernetes versions; yamllint; hadolint; shellcheck of these scripts; kubectl
+#   kustomize of deploy/; deploy/base in sync with the chart.
+# Runs every check, prints what failed, exits non-zero if anything did.
 # Tools: scripts/install-shipping-tools.sh.
 set -uo pipefail
 
@@ -26,7 +27,7 @@ tool() {
     command -v "$name" || { echo "check-shipping: $name not found: run scripts/install-shipping-tools.sh" >&2; exit 2; }
 }
 HELM="$(tool helm)" KUBECTL="$(tool kubectl)" VALIDATE="$(tool kubernetes-validate)"
-YAMLLINT="$(tool yamllint)" HADOLINT="$(tool hadolint)"
+YAMLLINT="$(tool yamllint)" HADOLINT="$(tool hadolint)" SHELLCHECK="$(tool shellcheck)"
 
 # check NAME COMMAND...: run COMMAND, keep its output, report it only on failure.
 check() {
@@ -80,6 +81,8 @@ check "values.schema.json and deploy/iam-policy.json are JSON" \
     "$VENV/bin/python" -c 'import json, sys; [json.load(open(p)) for p in sys.argv[1:]]' \
     "$CHART/values.schema.json" "$ROOT/deploy/iam-policy.json"
 check "hadolint Dockerfile" "$HADOLINT" "$ROOT/Dockerfile"
+check "shellcheck shipping scripts" "$SHELLCHECK" "$ROOT/scripts/install-shipping-tools.sh" \
+    "$ROOT/scripts/check-shipping.sh" "$ROOT/scripts/image-check.sh" "$ROOT/scripts/render-deploy.sh"
 
 for dir in "$ROOT"/deploy/base "$ROOT"/deploy/overlays/*/; do
     dir="${dir%/}"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the container image with podman and run it against a local SQS server (moto) on loopback:
-#   /readyz answers 200, the admin token is enforced, one message published through POST /publish is
-#   handled and deleted, and the container drains and exits 0 on SIGTERM.
+#   /readyz answers 200, the admin token guards /status but not the probes or /metrics, one message
+#   published through POST /publish is handled and deleted, the Helm chart's exec preStop hook drains the
+#   service from inside the container, and the container exits 0 on SIGTERM.
 #
 # No registry image can be pulled here: when BASE_IMAGE is not in local storage, a base is built from
 # Debian bookworm packages (python3, python3-venv) with mmdebstrap and kept as localhost/mq-service-base.
@@ -142,7 +143,7 @@ run_container() {
         "$IMAGE" >/dev/null
 }
 
-# /readyz, the token, one round trip through /publish and /status, an empty queue, then /drain.
+# /readyz, the token, one round trip through /publish and /status, then an empty queue.
 round_trip() {
     "$PY" - "$1" "$2" "$3" <<'PY'
 import json, sys, time, urllib.error, urllib.request
@@ -198,6 +199,10 @@ print("ok: /readyz 200")
 if (code := call("GET", "/status", headers={})[0]) not in (401, 403):
     sys.exit(f"GET /status without the token answered {code}, expected 401 or 403")
 print("ok: /status refused without the token")
+for path in ("/healthz", "/metrics", "/openapi.json"):
+    if (code := call("GET", path, headers={})[0]) != 200:
+        sys.exit(f"GET {path} without the token answered {code}, expected 200")
+print("ok: /healthz, /metrics and /openapi.json open without the token")
 code, body = call("POST", "/publish", {"body": "hello", "route": "hello"})
 if not 200 <= code < 300:
     sys.exit(f"POST /publish answered {code}: {body[:300]!r}")
@@ -205,10 +210,53 @@ wait_for("the handled counter in GET /status to reach 1", handled, 60)
 print("ok: message handled")
 wait_for("the queue to be empty", queue_empty, 30)
 print("ok: queue empty")
-code, body = call("GET", "/drain", timeout=30)
-if code != 200:
-    sys.exit(f"GET /drain answered {code}: {body[:300]!r}")
-print(f"ok: /drain -> {json.loads(body)}")
+PY
+}
+
+# The Helm chart's exec preStop hook (used with admin.existingSecret), run inside the container as the
+# kubelet would: it must find python3 and reach /drain with the token from the environment.
+chart_prestop_hook() {
+    local helm="$ROOT/.tools/bin/helm"
+    [[ -x "$helm" ]] || helm="$(command -v helm || true)"
+    if [[ -z "$helm" ]]; then
+        log "skipped the chart's exec preStop hook: no helm (scripts/install-shipping-tools.sh)"
+        return
+    fi
+    local -a hook
+    mapfile -t hook < <("$helm" template check "$ROOT/helm/mq-service" \
+        --set queue.url=https://sqs.us-east-1.amazonaws.com/1/q --set admin.existingSecret=admin \
+        | "$PY" -c '
+import sys, yaml
+deployment = next(d for d in yaml.safe_load_all(sys.stdin) if d and d["kind"] == "Deployment")
+command = deployment["spec"]["template"]["spec"]["containers"][0]["lifecycle"]["preStop"]["exec"]["command"]
+print("\n".join(command))')
+    [[ ${#hook[@]} -gt 0 ]] || die "no exec preStop hook in the chart's Deployment"
+    podman exec "$CONTAINER" "${hook[@]}" || die "the chart's exec preStop hook failed in the container"
+    log "ok: the chart's exec preStop hook drained the service"
+}
+
+# After a drain: /drain reports, readiness is off (no new work), liveness stays on (no restart mid-shutdown).
+drain_summary() {
+    "$PY" - "$1" <<'PY'
+import json, sys, urllib.error, urllib.request
+base = f"http://127.0.0.1:{sys.argv[1]}"
+req = urllib.request.Request(base + "/drain", headers={"Authorization": "Bearer image-check-token"})
+with urllib.request.urlopen(req, timeout=30) as resp:
+    summary = json.loads(resp.read())
+print(f"ok: GET /drain -> {summary}")
+
+def status_of(path):
+    try:
+        with urllib.request.urlopen(base + path, timeout=5) as resp:
+            return resp.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+if (code := status_of("/readyz")) == 200:
+    sys.exit("GET /readyz still answers 200 after a drain")
+if (code := status_of("/healthz")) != 200:
+    sys.exit(f"GET /healthz answers {code} after a drain: the kubelet would restart the container")
+print("ok: after the drain /readyz is not ready and /healthz is 200")
 PY
 }
 
@@ -239,5 +287,7 @@ queue_url="$(create_queue "$endpoint")"
 admin_port="$(free_port)"
 run_container "$endpoint" "$queue_url" "$admin_port"
 round_trip "$admin_port" "$endpoint" "$queue_url"
+chart_prestop_hook
+drain_summary "$admin_port"
 stop_container
 log "passed"

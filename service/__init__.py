@@ -25,6 +25,14 @@ from .processors import (
     Processor,
     UnboundedProcessor,
 )
+from .publish_entry import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, PublishOptions
+from .publisher import (
+    DEFAULT_BATCH_MAX_MESSAGES,
+    DEFAULT_PUBLISH_INTERVAL_S,
+    OutputHandler,
+    Publisher,
+    PublishObserver,
+)
 from .retry import DEFAULT_RETRY_POLICY, MAX_VISIBILITY_TIMEOUT, ExponentialRetryPolicy, Retry, RetryPolicy
 from .router import Router
 from .server import (
@@ -41,14 +49,18 @@ from .server import (
 
 __all__ = [
     "DEFAULT_BATCH_DELETE_MAX_MESSAGES",
+    "DEFAULT_BATCH_MAX_MESSAGES",
     "DEFAULT_CONCURRENCY",
     "DEFAULT_DELETION_INTERVAL_S",
     "DEFAULT_MAX_NUMBER_OF_MESSAGES",
+    "DEFAULT_PUBLISH_INTERVAL_S",
     "DEFAULT_RETRY_POLICY",
     "DEFAULT_SHUTDOWN_TIMEOUT_S",
     "DEFAULT_UNBOUNDED_MAX_IN_FLIGHT",
     "DEFAULT_VISIBILITY_TIMEOUT",
     "DEFAULT_WAIT_TIME_SECONDS",
+    "MAX_BATCH_BYTES",
+    "MAX_MESSAGE_BYTES",
     "MAX_VISIBILITY_TIMEOUT",
     "MESSAGE_ATTRIBUTE_NAME_PARTITION_KEY",
     "MESSAGE_ATTRIBUTE_NAME_ROUTE",
@@ -63,10 +75,14 @@ __all__ = [
     "Health",
     "MQError",
     "Message",
+    "OutputHandler",
     "PartitionedProcessor",
     "PipelineObserver",
     "Processor",
     "PublishError",
+    "PublishObserver",
+    "PublishOptions",
+    "Publisher",
     "ReceiveError",
     "Retry",
     "RetryPolicy",

@@ -36,6 +36,12 @@ class ConfigError(MQError, ValueError):
         self.allowed = allowed
 
 
+def check_range(name: str, value: int, low: int, high: int) -> None:
+    """Raise ConfigError unless `value` is an integer from `low` to `high`."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(name, value, f"an integer from {low} to {high}")
+
+
 class SQSError(MQError):
     """SQS refused a call or one entry of a batch call."""
 

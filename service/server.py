@@ -6,7 +6,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass
 from types import TracebackType
@@ -18,7 +18,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from .backoff import Backoff
 from .client import create_client
 from .deleter import Deleter
-from .errors import ConfigError, ErrorHandler, HandlerError, MQError
+from .errors import ConfigError, ErrorHandler, HandlerError, MQError, check_range
 from .handler import Handler, SyncHandler, as_handler
 from .health import Health
 from .message import Message
@@ -45,6 +45,10 @@ DEFAULT_RECEIVE_BACKOFF = Backoff(base_s=0.5, max_s=30.0)
 MAX_RECEIVE_LOOPS = 10
 
 _log = logging.getLogger("service.server")
+
+# Wraps the Server's handling step (handler, then deletion or retry delay) for every message; tracing uses it.
+# The wrapped step raises what the handler raised, after the Server has settled the message.
+Middleware = Callable[[Handler], Handler]
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,9 @@ class Server:
     hand back every message not yet started (visibility 0, so another consumer gets it at once); let
     running handlers finish within `timeout_s`, then cancel them and hand their messages back; flush
     the pending deletions and visibility changes; close the client if the Server created it.
+
+    Observability stays outside the core: `observer` hooks report what happens to messages, and
+    `middleware` wraps the handling step of each message (tracing runs it inside a span).
     """
 
     def __init__(
@@ -108,21 +115,23 @@ class Server:
         observer: PipelineObserver | None = None,
         visibility_heartbeat: bool = True,
         prefetch: int | None = None,
+        middleware: Middleware | None = None,
         receive_backoff: Backoff = DEFAULT_RECEIVE_BACKOFF,
     ) -> None:
-        _check_range("concurrency", concurrency, 1, 100_000)
-        _check_range("max_number_of_messages", max_number_of_messages, 1, 10)
-        _check_range("wait_time_seconds", wait_time_seconds, 0, 20)
-        _check_range("visibility_timeout", visibility_timeout, 1, MAX_VISIBILITY_TIMEOUT)
-        _check_range("batch_delete_max_messages", batch_delete_max_messages, 1, 10)
+        check_range("concurrency", concurrency, 1, 100_000)
+        check_range("max_number_of_messages", max_number_of_messages, 1, 10)
+        check_range("wait_time_seconds", wait_time_seconds, 0, 20)
+        check_range("visibility_timeout", visibility_timeout, 1, MAX_VISIBILITY_TIMEOUT)
+        check_range("batch_delete_max_messages", batch_delete_max_messages, 1, 10)
         if not 0 < deletion_interval_s < visibility_timeout:
             raise ConfigError(
                 "deletion_interval_s", deletion_interval_s, f"> 0 and < visibility_timeout ({visibility_timeout})"
             )
         if prefetch is not None:
-            _check_range("prefetch", prefetch, 0, 10_000)
+            check_range("prefetch", prefetch, 0, 10_000)
         self.queue_url = queue_url
         self.handler = as_handler(handler)
+        self._step = self._handle if middleware is None else middleware(self._handle)
         self.processor = make_processor(processor, concurrency)
         self.retry_policy = retry_policy
         self.health = Health()
@@ -333,25 +342,39 @@ class Server:
             self._send.send_nowait(message)
 
     async def _process(self, message: Message) -> None:
+        """What the processor calls for each message: the handling step, with hand-back on cancellation."""
         if message not in self._waiting:
             return  # handed back while it waited
         self._waiting.remove(message)
         self._handling.add(message)
+        try:
+            await self._step(message)
+        except asyncio.CancelledError:
+            if message in self._handling:
+                self._cancelled += 1
+                self._release(message)
+            raise
+        except Exception as exc:
+            if message in self._handling:  # a middleware failed outside the handler
+                self._error_handler(HandlerError(message.message_id, exc))
+        if message in self._handling:
+            self._settle(message)  # not handled: its visibility timeout brings it back
+
+    async def _handle(self, message: Message) -> None:
+        """The handling step (which middleware wraps): the handler, then deletion or the retry delay."""
         started = time.monotonic()
         try:
             await self.handler(message)
         except asyncio.CancelledError:
-            self._cancelled += 1
-            self._release(message)
             raise
         except Exception as exc:
             self._settle(message)
             self._failed(message, exc, time.monotonic() - started)
-        else:
-            self._settle(message)
-            self.health.handled += 1
-            self._observer.handled(message, time.monotonic() - started, None)
-            await self._queue_deletion(message)
+            raise
+        self._settle(message)
+        self.health.handled += 1
+        self._observer.handled(message, time.monotonic() - started, None)
+        await self._queue_deletion(message)
 
     async def _queue_deletion(self, message: Message) -> None:
         assert self._deleter is not None
@@ -456,8 +479,3 @@ class _Counting(PipelineObserver):
     def released(self, messages: Sequence[Message]) -> None:
         self._health.released += len(messages)
         self.inner.released(messages)
-
-
-def _check_range(name: str, value: int, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(name, value, f"an integer from {low} to {high}")

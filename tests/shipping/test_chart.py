@@ -1,0 +1,533 @@
+"""The Helm chart, rendered with `helm template` and checked object by object.
+
+The chart is the contract between the service and the cluster: the probe and hook paths must be the admin API's
+routes, the grace period must outlast the drain, and values that cannot work must be refused at install time.
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "helm" / "mq-service"
+QUEUE_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/orders"
+# The admin API's routes (service/admin): probes and /metrics are open, the rest may need the token.
+LIVENESS_PATH, READINESS_PATH, DRAIN_PATH, METRICS_PATH = "/healthz", "/readyz", "/drain", "/metrics"
+ADMIN_PORT_NAME = "admin"
+
+Obj = dict[str, Any]
+
+
+@cache
+def _helm() -> str:
+    local = ROOT / ".tools" / "bin" / "helm"
+    if os.access(local, os.X_OK):
+        return str(local)
+    found = shutil.which("helm")
+    if found is None:
+        pytest.fail(
+            "helm not found: run scripts/install-shipping-tools.sh (it installs .tools/bin/helm)", pytrace=False
+        )
+    return found
+
+
+def _merge(base: Obj, override: Obj) -> Obj:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _helm_template(values: Obj) -> subprocess.CompletedProcess[str]:
+    # JSON is YAML: the values go to helm on stdin.
+    return subprocess.run(
+        [_helm(), "template", "mq", str(CHART), "--namespace", "orders", "-f", "-"],
+        input=yaml.safe_dump(values),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def render(**overrides: Any) -> list[Obj]:
+    """Render the chart with a queue URL plus `overrides` (nested dicts merge into the values)."""
+    result = _helm_template(_merge({"queue": {"url": QUEUE_URL}}, overrides))
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def refusal(**values: Any) -> str:
+    """Render with exactly `values`; assert helm refuses and return its error message."""
+    result = _helm_template(values)
+    assert result.returncode != 0, f"helm accepted {values}"
+    return result.stderr
+
+
+def the(objs: list[Obj], kind: str) -> Obj:
+    found = [obj for obj in objs if obj["kind"] == kind]
+    assert len(found) == 1, f"expected one {kind}, got {[o['kind'] for o in objs]}"
+    return found[0]
+
+
+def kinds(objs: list[Obj]) -> set[str]:
+    return {obj["kind"] for obj in objs}
+
+
+def pod_spec(objs: list[Obj]) -> Obj:
+    spec: Obj = the(objs, "Deployment")["spec"]["template"]["spec"]
+    return spec
+
+
+def container(objs: list[Obj]) -> Obj:
+    containers = pod_spec(objs)["containers"]
+    assert len(containers) == 1
+    first: Obj = containers[0]
+    return first
+
+
+def env(objs: list[Obj]) -> dict[str, Any]:
+    """Container env as name -> value (or the valueFrom mapping)."""
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container(objs)["env"]}
+
+
+@pytest.fixture(scope="module")
+def defaults() -> list[Obj]:
+    return render()
+
+
+# Probes, hooks and ports ------------------------------------------------------------------------------
+
+
+def test_probes_use_the_admin_routes_on_the_named_port(defaults: list[Obj]) -> None:
+    main = container(defaults)
+    assert main["ports"] == [{"name": ADMIN_PORT_NAME, "containerPort": 8080, "protocol": "TCP"}]
+    assert main["readinessProbe"]["httpGet"] == {"path": READINESS_PATH, "port": ADMIN_PORT_NAME}
+    assert main["livenessProbe"]["httpGet"] == {"path": LIVENESS_PATH, "port": ADMIN_PORT_NAME}
+    assert main["startupProbe"]["httpGet"] == {"path": LIVENESS_PATH, "port": ADMIN_PORT_NAME}
+
+
+def test_startup_probe_gives_the_process_time_to_start(defaults: list[Obj]) -> None:
+    probe = container(defaults)["startupProbe"]
+    assert probe["periodSeconds"] * probe["failureThreshold"] >= 30
+
+
+def test_prestop_drains_through_the_admin_port(defaults: list[Obj]) -> None:
+    hook = container(defaults)["lifecycle"]["preStop"]
+    assert hook == {"httpGet": {"path": DRAIN_PATH, "port": ADMIN_PORT_NAME}}
+
+
+def test_service_and_service_monitor_target_the_admin_port() -> None:
+    objs = render(serviceMonitor={"enabled": True})
+    service_ports = the(objs, "Service")["spec"]["ports"]
+    assert service_ports == [{"name": ADMIN_PORT_NAME, "port": 8080, "targetPort": ADMIN_PORT_NAME, "protocol": "TCP"}]
+    monitor = the(objs, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["spec"]["endpoints"][0]["port"] == ADMIN_PORT_NAME
+    assert monitor["spec"]["endpoints"][0]["path"] == METRICS_PATH
+    # The ServiceMonitor selects the Service by its labels.
+    service_labels = the(objs, "Service")["metadata"]["labels"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service_labels.items()
+
+
+def test_service_selects_the_deployments_pods(defaults: list[Obj]) -> None:
+    pod_labels = the(defaults, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    selector = the(defaults, "Service")["spec"]["selector"]
+    assert selector.items() <= pod_labels.items()
+    assert the(defaults, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"] == selector
+
+
+# Grace period and drain -------------------------------------------------------------------------------
+
+
+def test_grace_period_outlasts_the_drain_by_the_margin(defaults: list[Obj]) -> None:
+    assert env(defaults)["MQ_DRAIN_TIMEOUT_S"] == "25"
+    assert pod_spec(defaults)["terminationGracePeriodSeconds"] == 25 + 15
+
+
+@pytest.mark.parametrize(("timeout_s", "margin_s"), [(5, 15), (60, 15), (300, 30)])
+def test_grace_period_follows_the_drain_timeout(timeout_s: int, margin_s: int) -> None:
+    objs = render(drain={"timeoutSeconds": timeout_s, "marginSeconds": margin_s})
+    assert env(objs)["MQ_DRAIN_TIMEOUT_S"] == str(timeout_s)
+    assert pod_spec(objs)["terminationGracePeriodSeconds"] == timeout_s + margin_s
+
+
+def test_explicit_grace_period_is_kept_when_long_enough() -> None:
+    objs = render(terminationGracePeriodSeconds=31)
+    assert pod_spec(objs)["terminationGracePeriodSeconds"] == 31
+
+
+@pytest.mark.parametrize("grace_s", [10, 25, 30])
+def test_grace_period_too_short_for_the_drain_is_refused(grace_s: int) -> None:
+    message = refusal(queue={"url": QUEUE_URL}, terminationGracePeriodSeconds=grace_s)
+    assert f"terminationGracePeriodSeconds ({grace_s}) must exceed drain.timeoutSeconds (25) + 5" in message
+
+
+def test_margin_too_small_for_shutdown_is_refused() -> None:
+    message = refusal(queue={"url": QUEUE_URL}, drain={"timeoutSeconds": 25, "marginSeconds": 5})
+    assert "must exceed drain.timeoutSeconds (25) + 5" in message
+
+
+# Admin token ------------------------------------------------------------------------------------------
+
+
+def test_no_token_means_no_secret_and_no_auth_header(defaults: list[Obj]) -> None:
+    assert "Secret" not in kinds(defaults)
+    assert "MQ_ADMIN_TOKEN" not in env(defaults)
+    assert "httpHeaders" not in container(defaults)["lifecycle"]["preStop"]["httpGet"]
+
+
+def test_token_goes_to_a_secret_and_the_prestop_header() -> None:
+    objs = render(admin={"token": "s3cret"})
+    secret = the(objs, "Secret")
+    assert secret["data"] == {"token": "czNjcmV0"}  # base64 of s3cret
+    assert env(objs)["MQ_ADMIN_TOKEN"] == {"secretKeyRef": {"name": secret["metadata"]["name"], "key": "token"}}
+    hook = container(objs)["lifecycle"]["preStop"]["httpGet"]
+    assert hook["path"] == DRAIN_PATH
+    assert hook["httpHeaders"] == [{"name": "Authorization", "value": "Bearer s3cret"}]
+    # A changed token restarts the pods, which read it only at start.
+    pod_annotations = the(objs, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    assert "checksum/admin-token" in pod_annotations
+
+
+def test_existing_secret_keeps_the_token_out_of_the_pod_spec() -> None:
+    objs = render(admin={"existingSecret": "ops-admin", "existingSecretKey": "bearer"})
+    assert "Secret" not in kinds(objs)
+    assert env(objs)["MQ_ADMIN_TOKEN"] == {"secretKeyRef": {"name": "ops-admin", "key": "bearer"}}
+    hook = container(objs)["lifecycle"]["preStop"]
+    assert "httpGet" not in hook
+    assert hook["exec"]["command"][0] == "python3"
+
+
+class _DrainRecorder(http.server.BaseHTTPRequestHandler):
+    seen: list[tuple[str, str | None]] = []  # noqa: RUF012 - one test writes, then reads
+
+    def do_GET(self) -> None:
+        self.seen.append((self.path, self.headers.get("Authorization")))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the test reads `seen`."""
+
+
+@pytest.fixture
+def drain_server() -> Iterator[http.server.HTTPServer]:
+    _DrainRecorder.seen = []
+    server = http.server.HTTPServer(("127.0.0.1", 0), _DrainRecorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    thread.join(timeout=5)
+    server.server_close()
+
+
+def test_exec_prestop_hook_sends_the_token_to_drain(drain_server: http.server.HTTPServer) -> None:
+    objs = render(admin={"existingSecret": "ops-admin"})
+    command = container(objs)["lifecycle"]["preStop"]["exec"]["command"]
+    port = drain_server.server_address[1]
+    hook_env = {
+        "MQ_ADMIN_PORT": str(port),
+        "MQ_ADMIN_TOKEN": "from-secret",
+        "MQ_DRAIN_TIMEOUT_S": "5",
+        "PATH": os.environ.get("PATH", ""),
+    }
+    # The image's python3 is the venv's; here the test's interpreter stands in for it.
+    subprocess.run([sys.executable, *command[1:]], env=hook_env, check=True, timeout=30)
+    assert _DrainRecorder.seen == [(DRAIN_PATH, "Bearer from-secret")]
+
+
+def test_token_and_existing_secret_together_are_refused() -> None:
+    message = refusal(queue={"url": QUEUE_URL}, admin={"token": "a", "existingSecret": "b"})
+    assert "admin.token and admin.existingSecret are both set" in message
+
+
+# Configuration contract -------------------------------------------------------------------------------
+
+
+def test_default_env_is_the_services_configuration(defaults: list[Obj]) -> None:
+    assert (
+        env(defaults).items()
+        >= {
+            "MQ_QUEUE_URL": QUEUE_URL,
+            "MQ_HANDLER": "handlers.example:router",
+            "MQ_CONCURRENCY": "10",
+            "MQ_PROCESSOR": "bounded",
+            "MQ_MAX_NUMBER_OF_MESSAGES": "10",
+            "MQ_WAIT_TIME_SECONDS": "20",
+            "MQ_VISIBILITY_TIMEOUT": "30",
+            "MQ_DELETION_INTERVAL_S": "10",
+            "MQ_VISIBILITY_HEARTBEAT": "true",
+            "MQ_ADMIN_HOST": "0.0.0.0",
+            "MQ_ADMIN_PORT": "8080",
+            "MQ_DRAIN_TIMEOUT_S": "25",
+            "MQ_LOG_LEVEL": "INFO",
+            "MQ_LOG_FORMAT": "json",
+            "AWS_REGION": "us-east-1",
+            "OTEL_SERVICE_NAME": "mq-mq-service",
+        }.items()
+    )
+    # Optional settings stay unset so the service's own defaults apply.
+    assert not {"MQ_PUBLISH_QUEUE_URL", "AWS_ENDPOINT_URL_SQS", "OTEL_EXPORTER_OTLP_ENDPOINT"} & env(defaults).keys()
+
+
+def test_every_env_value_is_a_string_or_a_reference(defaults: list[Obj]) -> None:
+    for entry in container(defaults)["env"]:
+        assert isinstance(entry.get("value"), str) or "valueFrom" in entry, entry
+
+
+def test_values_reach_the_env() -> None:
+    objs = render(
+        queue={"publishUrl": QUEUE_URL + "-out"},
+        aws={"region": "eu-west-1", "sqsEndpointUrl": "http://sqs.local:4566"},
+        consumer={
+            "processor": "partitioned",
+            "concurrency": 32,
+            "maxNumberOfMessages": 5,
+            "waitTimeSeconds": 0,
+            "visibilityTimeout": 300,
+            "deletionIntervalSeconds": 2.5,
+            "visibilityHeartbeat": False,
+            "handler": "handlers.orders:router",
+        },
+        log={"level": "DEBUG", "format": "text"},
+    )
+    assert (
+        env(objs).items()
+        >= {
+            "MQ_PUBLISH_QUEUE_URL": QUEUE_URL + "-out",
+            "AWS_REGION": "eu-west-1",
+            "AWS_ENDPOINT_URL_SQS": "http://sqs.local:4566",
+            "MQ_PROCESSOR": "partitioned",
+            "MQ_CONCURRENCY": "32",
+            "MQ_MAX_NUMBER_OF_MESSAGES": "5",
+            "MQ_WAIT_TIME_SECONDS": "0",
+            "MQ_VISIBILITY_TIMEOUT": "300",
+            "MQ_DELETION_INTERVAL_S": "2.5",
+            "MQ_VISIBILITY_HEARTBEAT": "false",
+            "MQ_HANDLER": "handlers.orders:router",
+            "MQ_LOG_LEVEL": "DEBUG",
+            "MQ_LOG_FORMAT": "text",
+        }.items()
+    )
+
+
+def test_otel_settings_and_extra_env_are_passed_through() -> None:
+    objs = render(
+        otel={
+            "endpoint": "http://collector:4318",
+            "serviceName": "orders",
+            "sampler": "parentbased_traceidratio",
+            "samplerArg": "0.1",
+            "resourceAttributes": {"deployment.environment": "prod"},
+            "extraEnv": [{"name": "OTEL_EXPORTER_OTLP_TIMEOUT", "value": "5000"}],
+        },
+        extraEnv=[{"name": "FEATURE_X", "value": "on"}],
+        envFromSecret="orders-settings",
+    )
+    variables = env(objs)
+    assert variables["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector:4318"
+    assert variables["OTEL_SERVICE_NAME"] == "orders"
+    assert variables["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
+    assert variables["OTEL_TRACES_SAMPLER_ARG"] == "0.1"
+    assert variables["OTEL_EXPORTER_OTLP_TIMEOUT"] == "5000"
+    assert variables["FEATURE_X"] == "on"
+    attributes = dict(pair.split("=", 1) for pair in variables["OTEL_RESOURCE_ATTRIBUTES"].split(","))
+    assert attributes["deployment.environment"] == "prod"
+    assert attributes["k8s.pod.name"] == "$(K8S_POD_NAME)"
+    # $(VAR) expands only from variables defined earlier in the list.
+    names = [e["name"] for e in container(objs)["env"]]
+    assert names.index("K8S_POD_NAME") < names.index("OTEL_RESOURCE_ATTRIBUTES")
+    assert container(objs)["envFrom"] == [{"secretRef": {"name": "orders-settings"}}]
+
+
+# Refused values ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["", None])
+def test_missing_queue_url_is_refused(url: str | None) -> None:
+    values = {} if url is None else {"queue": {"url": url}}
+    assert "queue.url is required" in refusal(**values)
+
+
+def test_keda_and_hpa_together_are_refused() -> None:
+    message = refusal(queue={"url": QUEUE_URL}, keda={"enabled": True}, autoscaling={"enabled": True})
+    assert "keda.enabled and autoscaling.enabled are both true" in message
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"consumer": {"processor": "fifo"}}, "/consumer/processor"),
+        ({"consumer": {"maxNumberOfMessages": 11}}, "/consumer/maxNumberOfMessages"),
+        ({"consumer": {"maxNumberOfMessages": 0}}, "/consumer/maxNumberOfMessages"),
+        ({"consumer": {"waitTimeSeconds": 21}}, "/consumer/waitTimeSeconds"),
+        ({"consumer": {"visibilityTimeout": 43201}}, "/consumer/visibilityTimeout"),
+        ({"consumer": {"concurrency": 0}}, "/consumer/concurrency"),
+        ({"consumer": {"concurrency": "ten"}}, "/consumer/concurrency"),
+        ({"log": {"format": "xml"}}, "/log/format"),
+        ({"queue": {"ur1": QUEUE_URL}}, "ur1"),
+    ],
+)
+def test_invalid_values_are_refused_by_the_schema(values: Obj, expected: str) -> None:
+    message = refusal(**_merge({"queue": {"url": QUEUE_URL}}, values))
+    assert "schema" in message
+    # Helm 4 names the value /consumer/processor, Helm 3 consumer.processor.
+    assert expected in message or expected.lstrip("/").replace("/", ".") in message
+
+
+def test_deletion_interval_must_be_below_visibility_timeout() -> None:
+    message = refusal(queue={"url": QUEUE_URL}, consumer={"visibilityTimeout": 10, "deletionIntervalSeconds": 10})
+    assert "consumer.deletionIntervalSeconds (10) must be below consumer.visibilityTimeout (10)" in message
+
+
+# Autoscaling ------------------------------------------------------------------------------------------
+
+
+def test_fixed_replicas_without_autoscaling(defaults: list[Obj]) -> None:
+    assert the(defaults, "Deployment")["spec"]["replicas"] == 2
+    assert not {"ScaledObject", "TriggerAuthentication", "HorizontalPodAutoscaler"} & kinds(defaults)
+
+
+def test_keda_scales_on_the_queue_with_a_target_derived_from_concurrency() -> None:
+    objs = render(consumer={"concurrency": 16}, aws={"region": "eu-west-1"}, keda={"enabled": True})
+    assert "replicas" not in the(objs, "Deployment")["spec"]
+    scaled = the(objs, "ScaledObject")
+    assert scaled["apiVersion"] == "keda.sh/v1alpha1"
+    assert scaled["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": the(objs, "Deployment")["metadata"]["name"],
+    }
+    [trigger] = scaled["spec"]["triggers"]
+    assert trigger["type"] == "aws-sqs-queue"
+    # KEDA reads trigger metadata as strings.
+    assert trigger["metadata"] == {
+        "queueURL": QUEUE_URL,
+        "queueLength": "16",
+        "activationQueueLength": "0",
+        "awsRegion": "eu-west-1",
+        "scaleOnInFlight": "true",
+    }
+    auth = the(objs, "TriggerAuthentication")
+    assert auth["apiVersion"] == "keda.sh/v1alpha1"
+    assert trigger["authenticationRef"] == {"name": auth["metadata"]["name"], "kind": "TriggerAuthentication"}
+    assert auth["spec"] == {"podIdentity": {"provider": "aws"}}
+
+
+def test_keda_queue_length_and_endpoint_can_be_set() -> None:
+    objs = render(
+        keda={
+            "enabled": True,
+            "queueLength": 3,
+            "awsEndpoint": "http://sqs.local:4566",
+            "scaleOnInFlight": False,
+            "triggerAuthentication": {"podIdentity": {"provider": "aws", "identityOwner": "workload"}},
+        }
+    )
+    metadata = the(objs, "ScaledObject")["spec"]["triggers"][0]["metadata"]
+    assert metadata["queueLength"] == "3"
+    assert metadata["awsEndpoint"] == "http://sqs.local:4566"
+    assert metadata["scaleOnInFlight"] == "false"
+    assert the(objs, "TriggerAuthentication")["spec"]["podIdentity"]["identityOwner"] == "workload"
+
+
+def test_keda_with_an_existing_trigger_authentication() -> None:
+    objs = render(keda={"enabled": True, "triggerAuthentication": {"create": False, "name": "shared-aws"}})
+    assert "TriggerAuthentication" not in kinds(objs)
+    trigger = the(objs, "ScaledObject")["spec"]["triggers"][0]
+    assert trigger["authenticationRef"]["name"] == "shared-aws"
+
+
+def test_hpa_scales_on_cpu_without_fixed_replicas() -> None:
+    objs = render(autoscaling={"enabled": True, "minReplicas": 3, "maxReplicas": 9})
+    assert "replicas" not in the(objs, "Deployment")["spec"]
+    hpa = the(objs, "HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 9)
+    assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+    assert "ScaledObject" not in kinds(objs)
+
+
+# Pod security and placement ---------------------------------------------------------------------------
+
+
+def test_container_runs_locked_down(defaults: list[Obj]) -> None:
+    context = container(defaults)["securityContext"]
+    assert context["runAsNonRoot"] is True
+    assert context["runAsUser"] == 10001
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+    pod = pod_spec(defaults)
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["automountServiceAccountToken"] is False
+
+
+def test_tmp_is_the_only_writable_mount(defaults: list[Obj]) -> None:
+    assert container(defaults)["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    [volume] = pod_spec(defaults)["volumes"]
+    assert volume["name"] == "tmp"
+    assert "emptyDir" in volume
+
+
+def test_resources_have_requests_and_a_memory_limit(defaults: list[Obj]) -> None:
+    resources = container(defaults)["resources"]
+    assert resources["requests"] == {"cpu": "100m", "memory": "128Mi"}
+    assert resources["limits"]["memory"] == "256Mi"
+
+
+def test_pods_spread_over_zones_and_nodes(defaults: list[Obj]) -> None:
+    constraints = pod_spec(defaults)["topologySpreadConstraints"]
+    assert [c["topologyKey"] for c in constraints] == ["topology.kubernetes.io/zone", "kubernetes.io/hostname"]
+    assert {c["whenUnsatisfiable"] for c in constraints} == {"ScheduleAnyway"}
+    selector = the(defaults, "Service")["spec"]["selector"]
+    assert all(c["labelSelector"]["matchLabels"] == selector for c in constraints)
+
+
+def test_placement_and_service_account_annotations_pass_through() -> None:
+    role = "arn:aws:iam::123456789012:role/orders"
+    objs = render(
+        serviceAccount={"annotations": {"eks.amazonaws.com/role-arn": role}},
+        nodeSelector={"kubernetes.io/arch": "arm64"},
+        tolerations=[{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}],
+        podAnnotations={"example.com/team": "orders"},
+    )
+    account = the(objs, "ServiceAccount")
+    assert account["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": role}
+    assert pod_spec(objs)["serviceAccountName"] == account["metadata"]["name"]
+    assert pod_spec(objs)["nodeSelector"] == {"kubernetes.io/arch": "arm64"}
+    assert pod_spec(objs)["tolerations"][0]["key"] == "dedicated"
+    assert the(objs, "Deployment")["spec"]["template"]["metadata"]["annotations"] == {"example.com/team": "orders"}
+
+
+def test_pod_disruption_budget_allows_one_pod_down(defaults: list[Obj]) -> None:
+    assert the(defaults, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
+
+
+def test_network_policy_admits_listed_peers_to_the_admin_port_only() -> None:
+    peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    policy = the(render(networkPolicy={"enabled": True, "from": [peer]}), "NetworkPolicy")
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    assert policy["spec"]["ingress"] == [{"from": [peer], "ports": [{"port": ADMIN_PORT_NAME, "protocol": "TCP"}]}]
+    closed = the(render(networkPolicy={"enabled": True}), "NetworkPolicy")
+    assert closed["spec"]["ingress"] == []
