@@ -1,0 +1,165 @@
+"""OpenTelemetry for mq-service: the only package that imports OpenTelemetry.
+
+The core reports through hooks (`Server(middleware=..., observer=...)`, `Publisher(observer=...)`,
+botocore's event hooks on the SQS client); this package turns them into spans and metrics.
+Configuration comes from the standard environment variables: OTEL_SDK_DISABLED, OTEL_SERVICE_NAME,
+OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER(_ARG), OTEL_EXPORTER_OTLP_(TRACES_|METRICS_)ENDPOINT,
+OTEL_TRACES_EXPORTER / OTEL_METRICS_EXPORTER (`otlp` or `none`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from opentelemetry import metrics, trace
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+from opentelemetry.metrics import Meter, NoOpMeterProvider
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .consumer import ConsumerTelemetry
+from .metrics import ConsumerMetrics, PublishMetrics
+from .producer import PublisherTelemetry
+from .sqs_calls import ReceiveLinks, instrument_client
+
+if TYPE_CHECKING:
+    from types_aiobotocore_sqs import SQSClient
+
+__all__ = ["ConsumerTelemetry", "PublisherTelemetry", "Telemetry", "TraceContextLogFilter"]
+
+DEFAULT_SERVICE_NAME = "mq-service"
+# Probes and scrapes are not traced: they would drown the traces that matter.
+UNTRACED_PATHS = "healthz,readyz,metrics,openapi.json"
+
+
+class Telemetry:
+    """Tracer and meter providers for one process, and factories for the hooks that use them."""
+
+    def __init__(
+        self,
+        *,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+        prometheus_registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.tracer_provider = tracer_provider
+        self.meter_provider = meter_provider
+        self.prometheus_registry = prometheus_registry
+        self._tracer = (tracer_provider or trace.NoOpTracerProvider()).get_tracer("mq-service")
+        self._links = ReceiveLinks()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], *, span_processor: SpanProcessor | None = None) -> Telemetry:
+        """Build from the OTEL_* variables: OTLP export where an endpoint is configured, Prometheus always.
+
+        With OTEL_SDK_DISABLED=true nothing is traced or measured (/metrics stays empty).
+        """
+        if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+            return cls()
+        resource = Resource.create({"service.name": environ.get("OTEL_SERVICE_NAME") or DEFAULT_SERVICE_NAME})
+        registry = CollectorRegistry(auto_describe=False)
+        readers: list[MetricReader] = [PrometheusMetricReader(disable_target_info=True, registry=registry)]
+        if _exports(environ, "METRICS"):
+            readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+        processors = [span_processor] if span_processor is not None else []
+        if _exports(environ, "TRACES"):
+            processors.append(BatchSpanProcessor(OTLPSpanExporter()))
+        tracer_provider = None
+        if processors:
+            tracer_provider = TracerProvider(resource=resource)
+            for processor in processors:
+                tracer_provider.add_span_processor(processor)
+        return cls(
+            tracer_provider=tracer_provider,
+            meter_provider=MeterProvider(resource=resource, metric_readers=readers),
+            prometheus_registry=registry,
+        )
+
+    @property
+    def tracing(self) -> bool:
+        """True when spans are recorded and exported."""
+        return self.tracer_provider is not None
+
+    def consumer(self, queue_url: str, *, in_flight: Callable[[], int] | None = None) -> ConsumerTelemetry:
+        """Hooks for a Server: `Server(middleware=c.middleware, observer=c)`."""
+        queue = queue_name(queue_url)
+        metrics = ConsumerMetrics(self._meter(), queue, in_flight)
+        return ConsumerTelemetry(self._tracer, metrics, queue, self._links)
+
+    def publisher(self, queue_url: str) -> PublisherTelemetry:
+        """The observer for a Publisher."""
+        queue = queue_name(queue_url)
+        return PublisherTelemetry(self._tracer, PublishMetrics(self._meter(), queue), queue)
+
+    def instrument_client(self, client: SQSClient) -> None:
+        """Spans for every SQS call the client makes (none when tracing is off)."""
+        if self.tracing:
+            instrument_client(client, self._tracer, self._links)
+
+    def asgi_middleware(self) -> list[Middleware]:
+        """HTTP server spans for the admin app (none when tracing is off)."""
+        if not self.tracing:
+            return []
+        return [Middleware(OpenTelemetryMiddleware, excluded_urls=UNTRACED_PATHS, tracer_provider=self.tracer_provider)]
+
+    def metrics_route(self) -> Route:
+        """`GET /metrics`: the metrics in the Prometheus text format."""
+        registry = self.prometheus_registry
+
+        async def metrics(request: Request) -> Response:
+            body = generate_latest(registry) if registry is not None else b""
+            return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+        return Route("/metrics", metrics, methods=["GET"])
+
+    def install(self) -> None:
+        """Make these providers the process's global ones (for libraries that use the globals)."""
+        if self.tracer_provider is not None:
+            trace.set_tracer_provider(self.tracer_provider)
+        if self.meter_provider is not None:
+            metrics.set_meter_provider(self.meter_provider)
+
+    def shutdown(self) -> None:
+        """Flush and stop the exporters."""
+        if self.tracer_provider is not None:
+            self.tracer_provider.shutdown()
+        if self.meter_provider is not None:
+            self.meter_provider.shutdown()
+
+    def _meter(self) -> Meter:
+        return (self.meter_provider or NoOpMeterProvider()).get_meter("mq-service")
+
+
+class TraceContextLogFilter(logging.Filter):
+    """Adds `trace_id` and `span_id` of the current span to log records (while a message is handled)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            record.trace_id = format(context.trace_id, "032x")
+            record.span_id = format(context.span_id, "016x")
+        return True
+
+
+def queue_name(queue_url: str) -> str:
+    """The queue's name: the last part of its URL."""
+    return queue_url.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _exports(environ: Mapping[str, str], signal: str) -> bool:
+    exporter = environ.get(f"OTEL_{signal}_EXPORTER", "otlp").strip().lower()
+    endpoint = environ.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    return exporter != "none" and bool(endpoint)

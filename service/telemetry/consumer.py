@@ -1,0 +1,132 @@
+"""A span for every message, around the Server's handling step, and the pipeline's metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
+
+from ..handler import Handler
+from ..message import Message
+from ..observer import PipelineObserver
+from ..retry import Retry
+from .metrics import ConsumerMetrics
+from .propagation import extract
+from .sqs_calls import ReceiveLinks
+
+
+class ConsumerTelemetry(PipelineObserver):
+    """Use as both `Server(middleware=t.middleware, observer=t)`.
+
+    The span `process <queue>` (kind CONSUMER) covers the handler and the Server's decision after it
+    (deletion queued or retry delay). Its parent is the context the message carries; it links to the span
+    of the receive call that fetched the message. Events record retry delays, visibility extensions and
+    hand-backs; the status is ERROR with the exception recorded when the handler raised.
+    """
+
+    def __init__(self, tracer: Tracer, metrics: ConsumerMetrics, queue_name: str, links: ReceiveLinks) -> None:
+        self._tracer = tracer
+        self._metrics = metrics
+        self._queue_name = queue_name
+        self._links = links
+        self._span_name = f"process {queue_name}"
+        self._spans: dict[Message, Span] = {}
+
+    def middleware(self, step: Handler) -> Handler:
+        """Wrap the Server's handling step in the message's span."""
+
+        async def traced(message: Message) -> None:
+            span = self._start_span(message)
+            token = otel_context.attach(trace.set_span_in_context(span))
+            self._spans[message] = span
+            try:
+                await step(message)
+            except asyncio.CancelledError:
+                span.add_event("handed back", {"mq.reason": "cancelled at shutdown"})
+                span.set_attribute("mq.outcome", "released")
+                raise
+            except BaseException as exc:
+                _failed(span, exc)
+                raise
+            finally:
+                del self._spans[message]
+                otel_context.detach(token)
+                span.end()
+
+        return traced
+
+    def _start_span(self, message: Message) -> Span:
+        receive = self._links.pop(message.message_id)
+        attributes: dict[str, Any] = {
+            "messaging.system": "aws_sqs",
+            "messaging.destination.name": self._queue_name,
+            "messaging.operation.type": "process",
+            "messaging.operation.name": "process",
+            "messaging.message.id": message.message_id,
+            "mq.receive_count": message.receive_count,
+        }
+        for name, value in (
+            ("mq.partition_key", message.partition_key),
+            ("mq.route", message.route),
+            ("messaging.message.group_id", message.group_id),
+        ):
+            if value is not None:
+                attributes[name] = value
+        return self._tracer.start_span(
+            self._span_name,
+            context=extract(message) or otel_context.Context(),
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
+            links=[Link(receive)] if receive is not None else None,
+        )
+
+    # PipelineObserver hooks: metrics, and events on the span of a message being handled.
+
+    def received(self, messages: Sequence[Message], duration_s: float) -> None:
+        self._metrics.receive(duration_s, len(messages))
+
+    def receive_failed(self, error: Exception, duration_s: float) -> None:
+        self._metrics.add("receive_errors", 1)
+
+    def handled(self, message: Message, duration_s: float, error: BaseException | None) -> None:
+        outcome = "success" if error is None else "failure"
+        self._metrics.handled_message(duration_s, message.attributes.get("SentTimestamp"), outcome)
+        span = self._spans.get(message)
+        if span is not None:
+            span.set_attribute("mq.outcome", "handled" if error is None else "failed")
+            if error is None:
+                span.add_event("deletion queued")
+
+    def retry_scheduled(self, message: Message, delay_s: int) -> None:
+        self._metrics.add("retried", 1)
+        span = self._spans.get(message)
+        if span is not None:
+            span.set_attribute("mq.retry_delay_s", delay_s)
+            span.add_event("retry scheduled", {"mq.retry_delay_s": delay_s})
+
+    def deleted(self, messages: Sequence[Message]) -> None:
+        self._metrics.add("deleted", len(messages))
+
+    def released(self, messages: Sequence[Message]) -> None:
+        self._metrics.add("released", len(messages))
+        for message in messages:
+            self._links.pop(message.message_id)
+
+    def visibility_extended(self, messages: Sequence[Message], timeout_s: int) -> None:
+        self._metrics.add("extended", len(messages))
+        for message in messages:
+            span = self._spans.get(message)
+            if span is not None:
+                span.add_event("visibility extended", {"mq.visibility_timeout_s": timeout_s})
+
+
+def _failed(span: Span, exc: BaseException) -> None:
+    span.record_exception(exc)
+    span.set_attribute("error.type", type(exc).__qualname__)
+    if isinstance(exc, Retry):
+        span.set_attribute("mq.retry_requested_s", exc.delay_s)
+    span.set_status(Status(StatusCode.ERROR, str(exc) or type(exc).__name__))
