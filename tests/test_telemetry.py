@@ -218,5 +218,6 @@ def _points(reader: InMemoryMetricReader) -> dict[tuple[str, tuple[tuple[str, An
                     attrs = tuple(
                         sorted((k, v) for k, v in (point.attributes or {}).items() if k != "messaging.destination.name")
                     )
-                    found[(metric.name, attrs)] = getattr(point, "value", None) or getattr(point, "count", 0)
+                    value = getattr(point, "value", None)
+                    found[(metric.name, attrs)] = float(point.count if value is None else value)  # type: ignore[union-attr]
     return found
