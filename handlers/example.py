@@ -1,0 +1,48 @@
+"""The example application: a Router with a route that succeeds, one that is slow and one that always fails.
+
+Run it with `mq-service run` (MQ_HANDLER defaults to `handlers.example:router`), then publish messages with
+the `route` attribute set to `hello`, `slow` or `fail`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from service import Message, Router
+
+DEFAULT_SLOW_SECONDS = 2.0
+
+_log = logging.getLogger("handlers.example")
+
+router = Router()
+
+
+@router.route("hello")
+async def hello(message: Message) -> None:
+    """Succeeds at once: the message is deleted."""
+    _log.debug("hello", extra={"message_id": message.message_id, "body": message.body})
+
+
+@router.route("slow")
+async def slow(message: Message) -> None:
+    """Takes `seconds` from a JSON body such as {"seconds": 5} (default 2), then succeeds."""
+    await asyncio.sleep(_seconds(message.body))
+
+
+@router.route("fail")
+async def fail(message: Message) -> None:
+    """Always fails: retried with exponential backoff, then moved to the dead-letter queue by SQS."""
+    raise RuntimeError(f"the fail route always fails (receive {message.receive_count})")
+
+
+def _seconds(body: str) -> float:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return DEFAULT_SLOW_SECONDS
+    seconds = data.get("seconds", DEFAULT_SLOW_SECONDS) if isinstance(data, dict) else DEFAULT_SLOW_SECONDS
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        return DEFAULT_SLOW_SECONDS
+    return float(seconds)

@@ -1,0 +1,8 @@
+"""`python -m service run`: the same as the `mq-service` command."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""The `mq-service` command: `mq-service run` reads the configuration once, then runs the service."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import TextIO
+
+from .config import ENV_VARIABLES, Settings, flag_for, load_handler
+from .errors import ConfigError
+from .handler import Handler, SyncHandler
+from .local_sqs import LocalSQS
+from .logs import setup_logging
+from .runtime import Hooks, HooksFactory, Runtime
+
+EXIT_CONFIG_ERROR = 2
+
+_log = logging.getLogger("service.cli")
+
+
+def parser() -> argparse.ArgumentParser:
+    """`mq-service run [--queue-url URL] [--concurrency N] ...`: every flag mirrors an MQ_* variable."""
+    main_parser = argparse.ArgumentParser(
+        prog="mq-service", description="A Kubernetes-native SQS consumer with an admin API."
+    )
+    commands = main_parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser(
+        "run",
+        help="run the service",
+        description="Run the service. Flags win over MQ_* environment variables. "
+        "With no queue URL, an embedded local SQS server is started.",
+    )
+    for variable in ENV_VARIABLES.values():
+        run.add_argument(flag_for(variable), dest=variable, metavar="VALUE", help=f"overrides {variable}")
+    return main_parser
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    hooks: Hooks | HooksFactory | None = None,
+) -> int:
+    """Entry point of the console script; returns the exit code (2 for a configuration error)."""
+    args = parser().parse_args(argv)
+    overrides = {name: value for name, value in vars(args).items() if name.startswith("MQ_") and value is not None}
+    try:
+        settings = Settings.from_env(os.environ if environ is None else environ, overrides)
+        handler = load_handler(settings.handler)
+    except ConfigError as exc:
+        return _config_error(exc)
+    setup_logging(level=settings.log_level, log_format=settings.log_format)
+    try:
+        return asyncio.run(serve(settings, handler, hooks=hooks))
+    except ConfigError as exc:
+        return _config_error(exc)
+    except Exception:
+        _log.exception("mq-service stopped on an error")
+        return 1
+
+
+def _config_error(error: ConfigError) -> int:
+    print(f"mq-service: configuration error: {error}", file=sys.stderr)
+    return EXIT_CONFIG_ERROR
+
+
+async def serve(
+    settings: Settings,
+    handler: Handler | SyncHandler,
+    *,
+    hooks: Hooks | HooksFactory | None = None,
+    handle_signals: bool = True,
+    out: TextIO | None = None,
+) -> int:
+    """Run the service; with no queue URL configured, on an embedded local SQS server. Returns the exit code."""
+    if not settings.embedded:
+        runtime = Runtime(settings, handler, hooks=hooks, handle_signals=handle_signals, out=out)
+        return await runtime.run()
+    local = LocalSQS()
+    try:
+        await local.start()
+        runtime = Runtime(
+            settings,
+            handler,
+            queue_url=local.queue_url,
+            hooks=hooks,
+            handle_signals=handle_signals,
+            out=out,
+            notes=local.describe(),
+        )
+        return await runtime.run()
+    finally:
+        await asyncio.to_thread(local.stop)
