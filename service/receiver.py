@@ -107,6 +107,9 @@ class Receiver:
         self._max_messages = max_number_of_messages
         self._backoff = backoff
         self._resume_at = 0.0
+        self._stopping = False
+        self._loops: list[asyncio.Task[None]] = []
+        self._polling: set[asyncio.Task[Any]] = set()
         names = list(dict.fromkeys([*attribute_names, *REQUIRED_ATTRIBUTE_NAMES]))
         self._request: dict[str, Any] = {
             "QueueUrl": queue_url,
@@ -117,13 +120,31 @@ class Receiver:
         }
 
     async def run(self, loops: int) -> None:
-        """Receive until cancelled."""
+        """Receive until stopped or cancelled."""
         async with asyncio.TaskGroup() as group:
-            for _ in range(loops):
-                group.create_task(self._loop())
+            self._loops = [group.create_task(self._loop()) for _ in range(loops)]
+
+    def stop_receiving(self) -> None:
+        """Issue no more receive calls; loops not inside a call end at once."""
+        self._stopping = True
+        for loop in self._loops:
+            if loop not in self._polling:
+                loop.cancel()
+
+    async def abandon(self, grace_s: float) -> None:
+        """Give the calls still in flight `grace_s` to bring their messages in (to be handed back), then cancel them.
+
+        A call SQS has answered but whose answer is cancelled on its way leaves its messages invisible until
+        their visibility timeout: the grace saves those; a long poll on an empty queue is not waited out.
+        """
+        self.stop_receiving()
+        if self._polling and grace_s > 0:
+            await asyncio.wait(set(self._polling), timeout=grace_s)
+        for loop in self._loops:
+            loop.cancel()
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             # After a failure every loop waits out the same backoff: an outage costs one call per period.
             pause_s = self._resume_at - time.monotonic()
             if pause_s > 0:
@@ -131,11 +152,16 @@ class Receiver:
                 continue
             credits = await self._capacity.take(self._max_messages)
             started = time.monotonic()
+            loop = asyncio.current_task()
+            assert loop is not None
+            self._polling.add(loop)
             try:
                 messages = await self._receive(credits)
             except asyncio.CancelledError:
                 self._capacity.give(credits)
                 raise
+            finally:
+                self._polling.discard(loop)
             self._capacity.give(credits - len(messages or ()))
             if messages is not None:
                 self._dispatch(messages, time.monotonic() - started)

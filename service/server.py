@@ -43,6 +43,9 @@ DEFAULT_SHUTDOWN_TIMEOUT_S = 30.0
 DEFAULT_FLUSH_TIMEOUT_S = 10.0
 DEFAULT_RECEIVE_BACKOFF = Backoff(base_s=0.5, max_s=30.0)
 MAX_RECEIVE_LOOPS = 10
+# At shutdown, receive calls in flight get this long (or until the running handlers are done, if later)
+# to bring in what SQS already answered, so it can be handed back at once.
+RECEIVE_GRACE_S = 1.0
 
 _log = logging.getLogger("service.server")
 
@@ -86,10 +89,12 @@ class Server:
     3. **Delete.** One deleter sends DeleteMessageBatch when `batch_delete_max_messages` are pending or
        the oldest has waited `deletion_interval_s`; transient failures are retried.
 
-    Shutdown (`shutdown(timeout_s)`), in order: stop receiving (an in-flight long poll is abandoned);
-    hand back every message not yet started (visibility 0, so another consumer gets it at once); let
-    running handlers finish within `timeout_s`, then cancel them and hand their messages back; flush
-    the pending deletions and visibility changes; close the client if the Server created it.
+    Shutdown (`shutdown(timeout_s)`), in order: stop receiving; hand back every message not yet started
+    (visibility 0, so another consumer gets it at once); let running handlers finish within `timeout_s`,
+    then cancel them and hand their messages back; abandon the receive calls still in flight (they get
+    `RECEIVE_GRACE_S` to bring in what SQS already answered, which is handed back too: a long poll is
+    not waited out); flush the pending deletions and visibility changes; close the client if the Server
+    created it.
 
     Observability stays outside the core: `observer` hooks report what happens to messages, and
     `middleware` wraps the handling step of each message (tracing runs it inside a span).
@@ -154,7 +159,9 @@ class Server:
         self._handling: set[Message] = set()
         self._cancelled = 0
         self._runner: asyncio.Task[ShutdownSummary] | None = None
-        self._stop: asyncio.Future[float] | None = None
+        self._stop: asyncio.Future[None] | None = None
+        self._deadline = math.inf
+        self._handlers_deadline: asyncio.Timeout | None = None
         self._visibility: Visibility | None = None
         self._deleter: Deleter | None = None
         self._send: MemoryObjectSendStream[Message] | None = None
@@ -174,6 +181,7 @@ class Server:
         if self._runner is not None:
             raise RuntimeError("the Server was already started")
         loop = asyncio.get_running_loop()
+        self.health.started_at = time.monotonic()
         started: asyncio.Future[None] = loop.create_future()
         self._stop = loop.create_future()
         self._runner = asyncio.create_task(self._run(started), name=f"mq-server {self.queue_url}")
@@ -190,11 +198,18 @@ class Server:
         )
 
     async def shutdown(self, timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S) -> ShutdownSummary:
-        """Drain and stop (see the class docstring); a second call waits for the first."""
+        """Drain and stop (see the class docstring).
+
+        A second call waits for the first; a shorter `timeout_s` brings the handlers' deadline closer
+        (a second SIGTERM: finish now, hand everything back).
+        """
         if self._runner is None or self._stop is None:
             return self._summary(timed_out=False, duration_s=0.0)
+        self._deadline = min(self._deadline, time.monotonic() + max(0.0, timeout_s))
+        if self._handlers_deadline is not None:
+            self._handlers_deadline.reschedule(self._loop_time(self._deadline))
         if not self._stop.done():
-            self._stop.set_result(timeout_s)
+            self._stop.set_result(None)
         return await asyncio.shield(self._runner)
 
     async def wait(self) -> ShutdownSummary:
@@ -277,49 +292,61 @@ class Server:
             )
             self.health.receiving = True
             started.set_result(None)
-            timeout_s = await self._wait_for_stop(stages.receiving)
-            return await self._drain(stages, timeout_s)
+            await self._wait_for_stop(stages.receiving)
+            return await self._drain(stages, receiver)
 
-    async def _wait_for_stop(self, receiving: asyncio.Task[None]) -> float:
+    async def _wait_for_stop(self, receiving: asyncio.Task[None]) -> None:
         assert self._stop is not None
-        await asyncio.wait([self._stop, receiving], return_when=asyncio.FIRST_COMPLETED)  # type: ignore[type-var]
+        await asyncio.wait([self._stop, receiving], return_when=asyncio.FIRST_COMPLETED)
         if not self._stop.done():
             receiving.result()  # the receive loop died: raise why
             raise RuntimeError("the receive loop stopped by itself")
-        return self._stop.result()
 
-    async def _drain(self, stages: _Stages, timeout_s: float) -> ShutdownSummary:
+    async def _drain(self, stages: _Stages, receiver: Receiver) -> ShutdownSummary:
         assert self._send is not None
         assert self._deleter is not None
         assert self._visibility is not None
         began = time.monotonic()
         self.health.draining = True
-        _log.info("draining", extra={"in_flight": self.in_flight, "timeout_s": timeout_s})
-        stages.receiving.cancel()
-        await asyncio.wait({stages.receiving})
-        self.health.receiving = False
+        _log.info("draining", extra={"in_flight": self.in_flight, "deadline_in_s": round(self._deadline - began, 3)})
+        receiver.stop_receiving()
         for message in list(self._waiting):
             self._release(message)
-        self._send.close()
-        done, _ = await asyncio.wait({stages.processing}, timeout=max(0.0, timeout_s))
-        timed_out = not done
-        if timed_out:
-            stages.processing.cancel()
-            await asyncio.wait({stages.processing})
+        self._send.close()  # from now on _dispatch hands back what in-flight receives bring
+        timed_out = not await self._finish_handlers(stages.processing)
+        await receiver.abandon(grace_s=began + RECEIVE_GRACE_S - time.monotonic())
+        await asyncio.wait({stages.receiving})
+        self.health.receiving = False
         for message in list(self._waiting | self._handling):
             self._release(message)
         if stages.heartbeat is not None:
             stages.heartbeat.cancel()
         self._deleter.close()
         self._visibility.close()
-        flushing = {stages.deleting, stages.changing}
-        _, unflushed = await asyncio.wait(flushing, timeout=DEFAULT_FLUSH_TIMEOUT_S)
+        _, unflushed = await asyncio.wait({stages.deleting, stages.changing}, timeout=DEFAULT_FLUSH_TIMEOUT_S)
         for task in unflushed:
             _log.error("pending deletions or visibility changes were not flushed in time")
             task.cancel()
         summary = self._summary(timed_out=timed_out, duration_s=time.monotonic() - began)
         _log.info("server stopped", extra=summary.as_dict())
         return summary
+
+    async def _finish_handlers(self, processing: asyncio.Task[None]) -> bool:
+        """Wait for the running handlers until the deadline (which a later shutdown call may bring closer)."""
+        try:
+            async with asyncio.timeout_at(self._loop_time(self._deadline)) as self._handlers_deadline:
+                await asyncio.shield(processing)
+        except TimeoutError:
+            processing.cancel()
+            await asyncio.wait({processing})
+            return False
+        finally:
+            self._handlers_deadline = None
+        return True
+
+    def _loop_time(self, monotonic: float) -> float:
+        loop = asyncio.get_running_loop()
+        return loop.time() + (monotonic - time.monotonic())
 
     def _dispatch(self, raw_messages: list[dict[str, Any]], duration_s: float) -> None:
         assert self._send is not None
@@ -339,7 +366,10 @@ class Server:
         self.health.in_flight = self.in_flight
         self._observer.received(messages, duration_s)
         for message in messages:
-            self._send.send_nowait(message)
+            if self.health.draining:
+                self._release(message)  # a receive that was in flight when the drain began
+            else:
+                self._send.send_nowait(message)
 
     async def _process(self, message: Message) -> None:
         """What the processor calls for each message: the handling step, with hand-back on cancellation."""

@@ -381,3 +381,27 @@ def test_bad_configuration_is_refused(option: str, value: object, message: str) 
 
     with pytest.raises((ConfigError, ValueError), match=message):
         Server("http://127.0.0.1:1/q", handler, **{option: value})  # type: ignore[arg-type]
+
+
+async def test_a_second_shutdown_with_a_shorter_timeout_hurries_the_first(
+    sqs: SQSClient, make_queue: QueueFactory
+) -> None:
+    url = await make_queue()
+    await send_messages(sqs, url, ["stuck"])
+    running = asyncio.Event()
+
+    async def handler(message: Message) -> None:
+        running.set()
+        await asyncio.Event().wait()
+
+    server = Server(url, handler, client=sqs, wait_time_seconds=0)
+    await server.start()
+    await running.wait()
+    patient = asyncio.create_task(server.shutdown(timeout_s=60))
+    await until(lambda: server.health.draining)
+    began = time.monotonic()
+    hurried = await server.shutdown(timeout_s=0)
+    assert time.monotonic() - began < 5
+    assert await patient == hurried
+    assert (hurried.cancelled, hurried.released, hurried.timed_out) == (1, 1, True)
+    assert [m["Body"] for m in await drain_queue(sqs, url)] == ["stuck"]
