@@ -16,6 +16,7 @@ from .handler import Handler, SyncHandler
 from .local_sqs import LocalSQS
 from .logs import setup_logging
 from .runtime import Hooks, HooksFactory, Runtime
+from .telemetry import Telemetry, TraceContextLogFilter
 
 EXIT_CONFIG_ERROR = 2
 
@@ -53,14 +54,18 @@ def main(
         handler = load_handler(settings.handler)
     except ConfigError as exc:
         return _config_error(exc)
-    setup_logging(level=settings.log_level, log_format=settings.log_format)
+    telemetry = Telemetry.from_env(os.environ if environ is None else environ)
+    setup_logging(level=settings.log_level, log_format=settings.log_format, filters=[TraceContextLogFilter()])
+    telemetry.install()
     try:
-        return asyncio.run(serve(settings, handler, hooks=hooks))
+        return asyncio.run(serve(settings, handler, hooks=hooks or telemetry.hooks))
     except ConfigError as exc:
         return _config_error(exc)
     except Exception:
         _log.exception("mq-service stopped on an error")
         return 1
+    finally:
+        telemetry.shutdown()
 
 
 def _config_error(error: ConfigError) -> int:

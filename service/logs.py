@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -54,12 +55,23 @@ class TextFormatter(logging.Formatter):
         return f"{line} {fields}" if fields else line
 
 
-def setup_logging(*, level: str = "INFO", log_format: str = "auto", stream: TextIO | None = None) -> None:
-    """Send every log record to `stream` (stderr) as JSON or text; `auto` picks text on a terminal."""
+def setup_logging(
+    *,
+    level: str = "INFO",
+    log_format: str = "auto",
+    stream: TextIO | None = None,
+    filters: Sequence[logging.Filter] = (),
+) -> None:
+    """Send every log record to `stream` (stderr) as JSON or text; `auto` picks text on a terminal.
+
+    `filters` may add fields to every record (the trace and span ids of the message being handled).
+    """
     stream = stream or sys.stderr
     use_json = log_format == "json" or (log_format == "auto" and not stream.isatty())
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JSONFormatter() if use_json else TextFormatter())
+    for log_filter in filters:
+        handler.addFilter(log_filter)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

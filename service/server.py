@@ -45,7 +45,7 @@ DEFAULT_RECEIVE_BACKOFF = Backoff(base_s=0.5, max_s=30.0)
 MAX_RECEIVE_LOOPS = 10
 # At shutdown, receive calls in flight get this long (or until the running handlers are done, if later)
 # to bring in what SQS already answered, so it can be handed back at once.
-RECEIVE_GRACE_S = 1.0
+RECEIVE_GRACE_S = 0.5
 
 _log = logging.getLogger("service.server")
 

@@ -10,10 +10,11 @@ OTEL_TRACES_EXPORTER / OTEL_METRICS_EXPORTER (`otlp` or `none`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from opentelemetry import metrics, trace
+from opentelemetry import metrics as otel_metrics
+from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
@@ -30,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..runtime import Hooks
 from .consumer import ConsumerTelemetry
 from .metrics import ConsumerMetrics, PublishMetrics
 from .producer import PublisherTelemetry
@@ -72,11 +74,13 @@ class Telemetry:
         resource = Resource.create({"service.name": environ.get("OTEL_SERVICE_NAME") or DEFAULT_SERVICE_NAME})
         registry = CollectorRegistry(auto_describe=False)
         readers: list[MetricReader] = [PrometheusMetricReader(disable_target_info=True, registry=registry)]
-        if _exports(environ, "METRICS"):
-            readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+        metrics_endpoint = _endpoint(environ, "METRICS")
+        if metrics_endpoint:
+            readers.append(PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=metrics_endpoint)))
         processors = [span_processor] if span_processor is not None else []
-        if _exports(environ, "TRACES"):
-            processors.append(BatchSpanProcessor(OTLPSpanExporter()))
+        traces_endpoint = _endpoint(environ, "TRACES")
+        if traces_endpoint:
+            processors.append(BatchSpanProcessor(OTLPSpanExporter(endpoint=traces_endpoint)))
         tracer_provider = None
         if processors:
             tracer_provider = TracerProvider(resource=resource)
@@ -93,10 +97,10 @@ class Telemetry:
         """True when spans are recorded and exported."""
         return self.tracer_provider is not None
 
-    def consumer(self, queue_url: str, *, in_flight: Callable[[], int] | None = None) -> ConsumerTelemetry:
+    def consumer(self, queue_url: str) -> ConsumerTelemetry:
         """Hooks for a Server: `Server(middleware=c.middleware, observer=c)`."""
         queue = queue_name(queue_url)
-        metrics = ConsumerMetrics(self._meter(), queue, in_flight)
+        metrics = ConsumerMetrics(self._meter(), queue)
         return ConsumerTelemetry(self._tracer, metrics, queue, self._links)
 
     def publisher(self, queue_url: str) -> PublisherTelemetry:
@@ -125,12 +129,24 @@ class Telemetry:
 
         return Route("/metrics", metrics, methods=["GET"])
 
+    def hooks(self, queue_url: str, publish_queue_url: str) -> Hooks:
+        """Everything the service plugs in: message spans and metrics, SQS call spans, HTTP spans, /metrics."""
+        consumer = self.consumer(queue_url)
+        return Hooks(
+            observer=consumer,
+            server_middleware=consumer.middleware,
+            publish_observer=self.publisher(publish_queue_url),
+            instrument_client=self.instrument_client,
+            routes=[self.metrics_route()],
+            middleware=self.asgi_middleware(),
+        )
+
     def install(self) -> None:
         """Make these providers the process's global ones (for libraries that use the globals)."""
         if self.tracer_provider is not None:
             trace.set_tracer_provider(self.tracer_provider)
         if self.meter_provider is not None:
-            metrics.set_meter_provider(self.meter_provider)
+            otel_metrics.set_meter_provider(self.meter_provider)
 
     def shutdown(self) -> None:
         """Flush and stop the exporters."""
@@ -159,7 +175,12 @@ def queue_name(queue_url: str) -> str:
     return queue_url.rstrip("/").rsplit("/", 1)[-1]
 
 
-def _exports(environ: Mapping[str, str], signal: str) -> bool:
-    exporter = environ.get(f"OTEL_{signal}_EXPORTER", "otlp").strip().lower()
-    endpoint = environ.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    return exporter != "none" and bool(endpoint)
+def _endpoint(environ: Mapping[str, str], signal: str) -> str | None:
+    """Where OTLP/HTTP sends a signal (TRACES or METRICS), or None: not configured, or its exporter is `none`."""
+    if environ.get(f"OTEL_{signal}_EXPORTER", "otlp").strip().lower() == "none":
+        return None
+    specific = environ.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")
+    if specific:
+        return specific
+    base = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    return f"{base.rstrip('/')}/v1/{signal.lower()}" if base else None

@@ -113,6 +113,7 @@ class ConsumerTelemetry(PipelineObserver):
 
     def released(self, messages: Sequence[Message]) -> None:
         self._metrics.add("released", len(messages))
+        self._metrics.add("in_flight", -len(messages))
         for message in messages:
             self._links.pop(message.message_id)
 

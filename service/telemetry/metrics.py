@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
 
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.metrics import Meter
 
 # Seconds; covers fast handlers (ms) up to long jobs (minutes).
 BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -14,7 +13,7 @@ BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 6
 class ConsumerMetrics:
     """Counters and histograms of one queue's pipeline; every point carries the queue name."""
 
-    def __init__(self, meter: Meter, queue_name: str, in_flight: Callable[[], int] | None = None) -> None:
+    def __init__(self, meter: Meter, queue_name: str) -> None:
         self._attrs = {"messaging.destination.name": queue_name}
         counter, histogram = meter.create_counter, meter.create_histogram
         self.received = counter("mq.messages.received", unit="{message}", description="Messages received")
@@ -43,23 +42,22 @@ class ConsumerMetrics:
             description="ReceiveMessage latency",
             explicit_bucket_boundaries_advisory=BUCKETS,
         )
-        if in_flight is not None:
-            meter.create_observable_gauge(
-                "mq.messages.in_flight",
-                callbacks=[self._observe(in_flight)],
-                unit="{message}",
-                description="Messages received and not yet settled",
-            )
+        self.in_flight = meter.create_up_down_counter(
+            "mq.messages.in_flight",
+            unit="{message}",
+            description="Messages received and not yet handled or handed back",
+        )
 
     def add(self, counter_name: str, count: int, **attributes: str) -> None:
         """Add to one of the counters above, by attribute name."""
-        if count:
+        if count != 0:
             getattr(self, counter_name).add(count, {**self._attrs, **attributes})
 
     def handled_message(self, duration_s: float, sent_timestamp_ms: str | None, outcome: str) -> None:
         """Record one handler call."""
         attrs = {**self._attrs, "outcome": outcome}
         self.handled.add(1, attrs)
+        self.in_flight.add(-1, self._attrs)
         self.handler_duration.record(duration_s, attrs)
         if sent_timestamp_ms is not None:
             self.age.record(max(0.0, time.time() - int(sent_timestamp_ms) / 1000), self._attrs)
@@ -68,14 +66,9 @@ class ConsumerMetrics:
         """Record one receive call."""
         self.receive_duration.record(duration_s, self._attrs)
         self.add("received", count)
+        self.add("in_flight", count)
         if count == 0:
             self.add("empty_receives", 1)
-
-    def _observe(self, in_flight: Callable[[], int]) -> Callable[[CallbackOptions], Iterable[Observation]]:
-        def observe(options: CallbackOptions) -> Iterable[Observation]:
-            return [Observation(in_flight(), self._attrs)]
-
-        return observe
 
 
 class PublishMetrics:
