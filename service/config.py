@@ -44,6 +44,8 @@ class Settings:
     log_format: str = "auto"
     publish_queue_url: str = ""
     publish_max_batch: int = 100
+    # How long /publish waits for companions in a SendMessageBatch: low, since an HTTP caller waits too.
+    publish_interval_s: float = 0.05
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], overrides: Mapping[str, str] | None = None) -> Settings:
@@ -192,6 +194,7 @@ _PARSERS: dict[str, Parser] = {
     "log_format": _choice(*LOG_FORMATS),
     "publish_queue_url": _url,
     "publish_max_batch": _integer(1, 1000),
+    "publish_interval_s": _number(0, 60, low_open=True),
 }
 
 ENV_VARIABLES: dict[str, str] = {name: "MQ_" + name.upper() for name in _PARSERS}

@@ -172,7 +172,12 @@ class Runtime:
             observer=self.hooks.observer,
             middleware=self.hooks.server_middleware,
         )
-        publisher = Publisher(self.publish_queue_url, client=publish_client, observer=self.hooks.publish_observer)
+        publisher = Publisher(
+            self.publish_queue_url,
+            client=publish_client,
+            publish_interval_s=settings.publish_interval_s,
+            observer=self.hooks.publish_observer,
+        )
         return server, publisher
 
     async def _client(self, queue_url: str, max_pool_connections: int = 20) -> SQSClient:

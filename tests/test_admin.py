@@ -91,16 +91,24 @@ async def test_bad_publish_requests_are_refused_and_nothing_is_sent(
     assert service.publisher.stats()["published"] == 0
 
 
-async def test_publish_one_and_a_batch(service: Runtime, sqs: SQSClient) -> None:
-    await service.server.shutdown(0)  # keep the messages in the queue to look at them
-    async with client_for(service) as client:
-        one = await client.post("/publish", json={"body": {"n": 1}, "route": "hello", "message_attributes": {"k": "v"}})
-        batch = await client.post("/publish", json={"messages": [{"body": "a", "delay_s": 0}, {"body": "b"}]})
+async def test_publish_one_and_a_batch(make_queue: QueueFactory, sqs: SQSClient) -> None:
+    # Published to a queue nobody consumes, to look at the messages there.
+    settings = dataclasses.replace(BASE, queue_url=await make_queue(), publish_queue_url=await make_queue())
+    service = Runtime(settings, router, handle_signals=False)
+    await service.start()
+    try:
+        async with client_for(service) as client:
+            one = await client.post(
+                "/publish", json={"body": {"n": 1}, "route": "hello", "message_attributes": {"k": "v"}}
+            )
+            batch = await client.post("/publish", json={"messages": [{"body": "a", "delay_s": 0}, {"body": "b"}]})
+    finally:
+        await service.drain()
     assert one.status_code == 200, one.text
     assert batch.status_code == 200, batch.text
     assert batch.json()["published"] == 2
     ids = {one.json()["message_id"]} | {result["message_id"] for result in batch.json()["results"]}
-    messages = await drain_queue(sqs, service.queue_url)
+    messages = await drain_queue(sqs, service.publish_queue_url)
     assert {m["MessageId"] for m in messages} == ids
     first = next(m for m in messages if m["MessageId"] == one.json()["message_id"])
     assert first["Body"] == '{"n":1}'

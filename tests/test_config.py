@@ -43,6 +43,7 @@ def test_every_variable_is_read() -> None:
         "MQ_LOG_FORMAT": "JSON",
         "MQ_PUBLISH_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/out",
         "MQ_PUBLISH_MAX_BATCH": "20",
+        "MQ_PUBLISH_INTERVAL_S": "0.2",
     }
     assert set(environ) == set(ENV_VARIABLES.values())
     settings = Settings.from_env(environ)

@@ -117,7 +117,14 @@ class Telemetry:
         """HTTP server spans for the admin app (none when tracing is off)."""
         if not self.tracing:
             return []
-        return [Middleware(OpenTelemetryMiddleware, excluded_urls=UNTRACED_PATHS, tracer_provider=self.tracer_provider)]
+        return [
+            Middleware(
+                OpenTelemetryMiddleware,
+                excluded_urls=UNTRACED_PATHS,
+                exclude_spans=["receive", "send"],
+                tracer_provider=self.tracer_provider,
+            )
+        ]
 
     def metrics_route(self) -> Route:
         """`GET /metrics`: the metrics in the Prometheus text format."""
