@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install test lint typecheck pytest run clean shipping-tools check-shipping render-deploy image-check
+.PHONY: install test lint typecheck pytest run clean shipping-tools check-shipping render-deploy image-check soak
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,13 @@ test: lint typecheck check-shipping pytest
 ## run: the service; with no MQ_QUEUE_URL it starts an embedded local SQS server
 run: install
 	$(BIN)/mq-service run
+
+SOAK_MESSAGES ?= 30000
+
+## soak: SOAK_MESSAGES messages through the whole service on fauxqs (npm-installs bench/fauxqs if needed);
+## fails if a message is lost, RSS grows between quartiles, or tasks or sockets leak
+soak: install
+	$(BIN)/python -m tests.reliability.soak --messages $(SOAK_MESSAGES)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist *.egg-info

@@ -1,0 +1,185 @@
+"""Reliability fixtures: the fault proxy, clients through it, the service in this event loop or as a process."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+
+from service import Handler, SyncHandler
+from service.client import create_client
+from service.config import Settings
+from service.runtime import Hooks, Runtime
+
+from .fault_proxy import FaultProxy
+from .invariants import Ledger, id_of
+
+if TYPE_CHECKING:
+    from types_aiobotocore_sqs import SQSClient
+
+ROOT = Path(__file__).resolve().parents[2]
+RECORD_HANDLER = "tests.reliability.record_handler:handle"
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 20.0, what: str = "condition") -> None:
+    """Poll `condition` on the event loop until it holds; fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout_s} s")
+        await asyncio.sleep(0.02)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 20.0, what: str = "condition") -> None:
+    """Poll an async check until it holds; fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout_s} s")
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def proxy(sqs_endpoint: str) -> AsyncIterator[FaultProxy]:
+    """A fault proxy on loopback in front of the session's SQS server."""
+    async with FaultProxy(sqs_endpoint) as fault_proxy:
+        yield fault_proxy
+
+
+@pytest.fixture
+def through_proxy(sqs: SQSClient, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch) -> FaultProxy:
+    """Every SQS client created from now on (the service's too) goes through the proxy; `sqs` does not."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", proxy.url)
+    return proxy
+
+
+@pytest.fixture
+async def proxied_sqs(through_proxy: FaultProxy) -> AsyncIterator[SQSClient]:
+    """An SQS client configured as the service's (no botocore retries) whose calls go through the proxy."""
+    async with create_client() as client:
+        yield client
+
+
+@pytest.fixture
+def ledger() -> Ledger:
+    """Successes recorded by the handlers and deletions reported by the Server."""
+    return Ledger()
+
+
+# ---- the whole service in this event loop ---------------------------------------------------------------------
+
+
+@dataclass
+class Running:
+    """A Runtime serving its admin API on loopback, with an HTTP client for it."""
+
+    runtime: Runtime
+    client: httpx.AsyncClient
+    exit_code: int | None = None
+
+
+@asynccontextmanager
+async def running_service(
+    settings: Settings, handler: Handler | SyncHandler, *, hooks: Hooks | None = None
+) -> AsyncIterator[Running]:
+    """Run the service (Server, Publisher, admin API) until the block ends, then stop it as SIGTERM would."""
+    runtime = Runtime(settings, handler, hooks=hooks, handle_signals=False, out=io.StringIO())
+    task = asyncio.create_task(runtime.run())
+    await until(lambda: bool(runtime.admin_url) or task.done(), what="admin API up")
+    if task.done():
+        task.result()
+    async with httpx.AsyncClient(base_url=runtime.admin_url, timeout=30) as client:
+        service = Running(runtime, client)
+        try:
+            yield service
+        finally:
+            runtime.stop()
+            service.exit_code = await asyncio.wait_for(task, 60)
+
+
+# ---- the service as a process: `python -m service run` --------------------------------------------------------
+
+
+@dataclass
+class ServiceProcess:
+    """`python -m service run` with the recording handler; `records` are the ids it handled, from its file."""
+
+    process: asyncio.subprocess.Process
+    admin_url: str
+    record_file: Path
+    stderr_path: Path
+
+    def records(self) -> Counter[str]:
+        """Every id the handler recorded as handled (with repeats), across restarts sharing the file."""
+        return read_records(self.record_file)
+
+    async def exit_code(self, timeout_s: float) -> int:
+        """Wait for the process to exit."""
+        return await asyncio.wait_for(self.process.wait(), timeout_s)
+
+
+def read_records(record_file: Path) -> Counter[str]:
+    """The ids a record file holds, one per line (a last line cut by a kill is ignored)."""
+    if not record_file.exists():
+        return Counter()
+    lines = record_file.read_text().split("\n")
+    return Counter(id_of(line) for line in lines[:-1] if line)
+
+
+def service_env(queue_url: str, record_file: Path, **extra: str) -> dict[str, str]:
+    """The environment of a service process on `queue_url` with the recording handler."""
+    return {
+        **os.environ,
+        "MQ_QUEUE_URL": queue_url,
+        "MQ_HANDLER": RECORD_HANDLER,
+        "MQ_ADMIN_PORT": "0",
+        "MQ_LOG_FORMAT": "json",
+        "MQ_LOG_LEVEL": "WARNING",
+        "MQ_WAIT_TIME_SECONDS": "1",
+        "RELIABILITY_RECORD_FILE": str(record_file),
+        "PYTHONPATH": str(ROOT),
+        **extra,
+    }
+
+
+@asynccontextmanager
+async def service_process(env: dict[str, str], stderr_path: Path) -> AsyncIterator[ServiceProcess]:
+    """Start the service process; yields once it printed its admin URL; killed at the end if still running."""
+    with stderr_path.open("ab") as stderr:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "service", "run", cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=stderr
+        )
+    try:
+        admin_url = await asyncio.wait_for(_admin_url(process), 30)
+        yield ServiceProcess(process, admin_url, Path(env["RELIABILITY_RECORD_FILE"]), stderr_path)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def _admin_url(process: asyncio.subprocess.Process) -> str:
+    assert process.stdout is not None
+    while True:
+        line = (await process.stdout.readline()).decode()
+        assert line, "the service exited before printing its admin URL"
+        if "admin API:" in line:
+            return line.split()[2]
+
+
+async def get_json(url: str) -> tuple[int, Any]:
+    """GET `url`; (status, JSON body)."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.get(url)
+        return response.status_code, response.json()
