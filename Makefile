@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install test lint typecheck pytest run clean shipping-tools check-shipping render-deploy image-check soak
+.PHONY: install test lint typecheck pytest run clean shipping-tools check-shipping render-deploy image-check soak bench
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,14 @@ test: lint typecheck check-shipping pytest
 ## run: the service; with no MQ_QUEUE_URL it starts an embedded local SQS server
 run: install
 	$(BIN)/mq-service run
+
+BENCH_ARGS ?=
+
+## bench: benchmarks against fauxqs on 127.0.0.1 (needs Node 20 and npm); BENCH_ARGS=--quick for a short run
+bench: install
+	$(BIN)/pip install --quiet -r bench/requirements.txt
+	cd bench/fauxqs && npm ci --no-audit --no-fund --loglevel=error
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 SOAK_MESSAGES ?= 30000
 

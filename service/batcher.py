@@ -47,8 +47,7 @@ class Batcher(Generic[T]):
         self._ready: deque[list[T]] = deque()
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._wake = asyncio.Event()
-        self._room = asyncio.Event()
-        self._room.set()
+        self._blocked: deque[asyncio.Future[None]] = deque()  # puts waiting for room, woken in order
         self._closed = False
 
     @property
@@ -57,9 +56,18 @@ class Batcher(Generic[T]):
         return len(self._open) + sum(len(batch) for batch in self._ready)
 
     async def put(self, entry: T) -> None:
-        """Add an entry, waiting while too many full batches are queued."""
-        while not self._room.is_set():
-            await self._room.wait()
+        """Add an entry, waiting while `max_ready` full batches are queued."""
+        if len(self._ready) >= self._max_ready and not self._closed:
+            waiter = asyncio.get_running_loop().create_future()
+            self._blocked.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._unblock(1)  # woken as we were cancelled: pass the turn on
+                else:
+                    self._blocked.remove(waiter)
+                raise
         self.put_nowait(entry)
 
     def put_nowait(self, entry: T) -> None:
@@ -81,6 +89,7 @@ class Batcher(Generic[T]):
         """Take no more entries; `run` sends what it holds and returns."""
         self._closed = True
         self._wake.set()
+        self._unblock(len(self._blocked))  # they find the batcher closed
 
     async def run(self) -> None:
         """Send batches until closed and empty; waits for every send it started."""
@@ -89,7 +98,7 @@ class Batcher(Generic[T]):
                 if self._ready:
                     await self._in_flight.acquire()
                     sends.create_task(self._send_batch(self._ready.popleft()))
-                    self._update_room()
+                    self._unblock(self._max_entries)
                 elif self._open and (self._closed or self._open_due_in() <= 0):
                     self._seal()
                 elif self._closed and not self._open:
@@ -110,14 +119,15 @@ class Batcher(Generic[T]):
         self._ready.append(self._open)
         self._open = []
         self._open_bytes = 0
-        self._update_room()
         self._wake.set()
 
-    def _update_room(self) -> None:
-        if len(self._ready) >= self._max_ready:
-            self._room.clear()
-        else:
-            self._room.set()
+    def _unblock(self, count: int) -> None:
+        """Wake up to `count` waiting puts, one per entry there is room for (waking all would be a stampede)."""
+        while count > 0 and self._blocked:
+            waiter = self._blocked.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                count -= 1
 
     def _open_due_in(self) -> float:
         return self._open_since + self._max_wait_s - time.monotonic()

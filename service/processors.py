@@ -3,28 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-import math
+from collections import deque
 from collections.abc import Awaitable, Callable
-from contextlib import ExitStack
 from typing import Literal, Protocol, runtime_checkable
 
-import anyio
 import mmh3
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from .channel import Channel
 from .message import Message
 
 ProcessFn = Callable[[Message], Awaitable[None]]
 ProcessorName = Literal["bounded", "unbounded", "partitioned"]
 PROCESSOR_NAMES: tuple[ProcessorName, ...] = ("bounded", "unbounded", "partitioned")
 
-# The unbounded processor starts a task per message; this many at most, so memory stays bounded.
+# The unbounded processor runs this many messages at once at most, so memory stays bounded.
 DEFAULT_UNBOUNDED_MAX_IN_FLIGHT = 1000
+# Partitions per worker of the partitioned processor: enough that few keys share a partition.
+DEFAULT_PARTITIONS_PER_WORKER = 16
 
 
 @runtime_checkable
 class Processor(Protocol):
-    """Calls `process` for every message from `messages` until the stream ends, then returns.
+    """Calls `process` for every message from `messages` until the channel is closed, then returns.
 
     `capacity` is how many messages it works on at once; the Server receives no more than that
     (plus a small prefetch), which is what keeps memory bounded.
@@ -35,68 +35,136 @@ class Processor(Protocol):
         """Messages processed at once."""
         ...
 
-    async def run(self, messages: MemoryObjectReceiveStream[Message], process: ProcessFn) -> None:
-        """Process every message of `messages`; return once the stream is closed and all calls returned."""
+    async def run(self, messages: Channel[Message], process: ProcessFn) -> None:
+        """Process every message of `messages`; return once the channel is closed and all calls returned."""
         ...
 
 
 class BoundedProcessor:
-    """`concurrency` workers share one stream of messages."""
+    """`concurrency` workers share one channel of messages."""
 
     def __init__(self, concurrency: int) -> None:
         self.capacity = concurrency
 
-    async def run(self, messages: MemoryObjectReceiveStream[Message], process: ProcessFn) -> None:
-        """Run the workers until the stream ends."""
+    async def run(self, messages: Channel[Message], process: ProcessFn) -> None:
+        """Run the workers until the channel is closed."""
         async with asyncio.TaskGroup() as workers:
             for _ in range(self.capacity):
                 workers.create_task(_work(messages, process))
 
 
 class UnboundedProcessor:
-    """A task per message, at most `max_in_flight` at once."""
+    """As many concurrent handler calls as there are messages, at most `max_in_flight` at once.
+
+    Workers are started as they are needed (when a message arrives and none is idle) and kept for the
+    next messages, which costs less than a task per message.
+    """
 
     def __init__(self, max_in_flight: int = DEFAULT_UNBOUNDED_MAX_IN_FLIGHT) -> None:
         self.capacity = max_in_flight
 
-    async def run(self, messages: MemoryObjectReceiveStream[Message], process: ProcessFn) -> None:
-        """Start a task for each message until the stream ends; wait for them all."""
-        async with asyncio.TaskGroup() as tasks:
-            async for message in messages:
-                tasks.create_task(_call(process, message))
+    async def run(self, messages: Channel[Message], process: ProcessFn) -> None:
+        """Grow the pool of workers on demand until the channel is closed; wait for them all."""
+        async with asyncio.TaskGroup() as workers:
+            pool = _Pool(workers, messages, process, self.capacity)
+            pool.grow()
+
+
+class _Pool:
+    def __init__(self, workers: asyncio.TaskGroup, messages: Channel[Message], process: ProcessFn, limit: int) -> None:
+        self._workers = workers
+        self._messages = messages
+        self._process = process
+        self._limit = limit
+        self._size = 0
+        self._idle = 0
+
+    def grow(self) -> None:
+        self._size += 1
+        self._workers.create_task(self._work())
+
+    async def _work(self) -> None:
+        while True:
+            self._idle += 1
+            try:
+                message = await self._messages.get()
+            except StopAsyncIteration:
+                return
+            finally:
+                self._idle -= 1
+            if self._idle == 0 and self._size < self._limit:
+                self.grow()  # keep one worker waiting for the next message
+            await self._process(message)
 
 
 class PartitionedProcessor:
-    """`concurrency` workers, each with its own queue; messages with the same key go to the same worker.
+    """`concurrency` workers; messages with the same key run one at a time, in the order they arrived.
 
     A message's key is its `partition_key` attribute, else (on a FIFO queue) its MessageGroupId, else its
-    MessageId. Keys map to workers by jump consistent hashing of a 64-bit mmh3 hash, so per-key order
-    holds and changing `concurrency` moves few keys. The dispatcher never waits on a busy worker: a slow
-    partition's backlog grows in its own queue while the others go on; the Server's in-flight limit bounds
-    the total, so a partition that stays slow for long ends up pausing receives, never memory growth.
+    MessageId. A stable hash (jump consistent hashing of a 64-bit mmh3 hash) maps every key to one of
+    `concurrency * partitions_per_worker` partitions; a partition's messages run one at a time, in arrival
+    order, and any idle worker takes the next partition that has work. So per-key order holds, and neither
+    a slow partition nor an uneven spread of keys over the workers holds the other partitions back. A slow
+    partition's backlog grows in its own queue; the Server's in-flight limit bounds the total, so a
+    partition that stays slow for long ends up pausing receives, never growing memory.
     """
 
-    def __init__(self, concurrency: int) -> None:
+    def __init__(self, concurrency: int, *, partitions_per_worker: int = DEFAULT_PARTITIONS_PER_WORKER) -> None:
         self.capacity = concurrency
+        self.partitions = concurrency * partitions_per_worker
 
-    async def run(self, messages: MemoryObjectReceiveStream[Message], process: ProcessFn) -> None:
-        """Dispatch messages to their partition's worker until the stream ends."""
-        streams = [anyio.create_memory_object_stream[Message](math.inf) for _ in range(self.capacity)]
-        with ExitStack() as closing:
-            async with asyncio.TaskGroup() as workers:
-                for _, receive in streams:
-                    closing.enter_context(receive)
-                    workers.create_task(_work(receive, process))
-                await self._dispatch(messages, [send for send, _ in streams])
+    async def run(self, messages: Channel[Message], process: ProcessFn) -> None:
+        """Queue each message behind its partition until the channel is closed; the workers run the partitions."""
+        backlogs = _Backlogs(self.capacity)
+        async with asyncio.TaskGroup() as workers:
+            for _ in range(self.capacity):
+                workers.create_task(backlogs.work(process))
+            try:
+                async for message in messages:
+                    backlogs.add(partition_of(partition_key(message), self.partitions), message)
+            finally:
+                backlogs.end_of_input()
 
-    async def _dispatch(
-        self, messages: MemoryObjectReceiveStream[Message], partitions: list[MemoryObjectSendStream[Message]]
-    ) -> None:
-        with ExitStack() as closing:  # closing the send streams ends the workers' loops
-            for partition in partitions:
-                closing.enter_context(partition)
-            async for message in messages:
-                partitions[partition_of(partition_key(message), len(partitions))].send_nowait(message)
+
+class _Backlogs:
+    """Partitions with queued messages. A partition is in `ready` at most once, and never while one of its
+    messages runs, which is what keeps a partition's messages in order and one at a time."""
+
+    def __init__(self, workers: int) -> None:
+        self._workers = workers
+        self._queued: dict[int, deque[Message]] = {}
+        self._ready: asyncio.Queue[int | None] = asyncio.Queue()
+        self._input_ended = False
+
+    def add(self, partition: int, message: Message) -> None:
+        queued = self._queued.get(partition)
+        if queued is None:
+            self._queued[partition] = deque([message])
+            self._ready.put_nowait(partition)
+        else:
+            queued.append(message)
+
+    def end_of_input(self) -> None:
+        self._input_ended = True
+        self._stop_if_finished()
+
+    async def work(self, process: ProcessFn) -> None:
+        while (partition := await self._ready.get()) is not None:
+            queued = self._queued[partition]
+            try:
+                await process(queued[0])
+            finally:
+                queued.popleft()
+                if queued:
+                    self._ready.put_nowait(partition)  # behind the partitions already waiting: fair
+                else:
+                    del self._queued[partition]
+                    self._stop_if_finished()
+
+    def _stop_if_finished(self) -> None:
+        if self._input_ended and not self._queued:
+            for _ in range(self._workers):
+                self._ready.put_nowait(None)
 
 
 def partition_key(message: Message) -> str:
@@ -130,10 +198,6 @@ def make_processor(processor: ProcessorName | Processor, concurrency: int) -> Pr
     return processor
 
 
-async def _call(process: ProcessFn, message: Message) -> None:
-    await process(message)
-
-
-async def _work(messages: MemoryObjectReceiveStream[Message], process: ProcessFn) -> None:
+async def _work(messages: Channel[Message], process: ProcessFn) -> None:
     async for message in messages:
         await process(message)

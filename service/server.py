@@ -12,10 +12,8 @@ from dataclasses import asdict, dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-
 from .backoff import Backoff
+from .channel import Channel
 from .client import create_client
 from .deleter import Deleter
 from .errors import ConfigError, ErrorHandler, HandlerError, MQError, check_range
@@ -164,7 +162,7 @@ class Server:
         self._handlers_deadline: asyncio.Timeout | None = None
         self._visibility: Visibility | None = None
         self._deleter: Deleter | None = None
-        self._send: MemoryObjectSendStream[Message] | None = None
+        self._messages: Channel[Message] | None = None
 
     @property
     def alive(self) -> bool:
@@ -270,12 +268,14 @@ class Server:
             message_attribute_names=s.message_attribute_names,
             backoff=s.receive_backoff,
         )
-        self._send, messages = anyio.create_memory_object_stream[Message](math.inf)
-        with self._send, messages:
+        self._messages = messages = Channel[Message]()
+        try:
             return await self._stages(receiver, messages, started)
+        finally:
+            messages.close()
 
     async def _stages(
-        self, receiver: Receiver, messages: MemoryObjectReceiveStream[Message], started: asyncio.Future[None]
+        self, receiver: Receiver, messages: Channel[Message], started: asyncio.Future[None]
     ) -> ShutdownSummary:
         assert self._deleter is not None
         assert self._visibility is not None
@@ -303,7 +303,7 @@ class Server:
             raise RuntimeError("the receive loop stopped by itself")
 
     async def _drain(self, stages: _Stages, receiver: Receiver) -> ShutdownSummary:
-        assert self._send is not None
+        assert self._messages is not None
         assert self._deleter is not None
         assert self._visibility is not None
         began = time.monotonic()
@@ -312,7 +312,7 @@ class Server:
         receiver.stop_receiving()
         for message in list(self._waiting):
             self._release(message)
-        self._send.close()  # from now on _dispatch hands back what in-flight receives bring
+        self._messages.close()  # from now on _dispatch hands back what in-flight receives bring
         timed_out = not await self._finish_handlers(stages.processing)
         await receiver.abandon(grace_s=began + RECEIVE_GRACE_S - time.monotonic())
         await asyncio.wait({stages.receiving})
@@ -349,7 +349,7 @@ class Server:
         return loop.time() + (monotonic - time.monotonic())
 
     def _dispatch(self, raw_messages: list[dict[str, Any]], duration_s: float) -> None:
-        assert self._send is not None
+        assert self._messages is not None
         assert self._visibility is not None
         s = self._settings
         messages = [
@@ -369,7 +369,7 @@ class Server:
             if self.health.draining:
                 self._release(message)  # a receive that was in flight when the drain began
             else:
-                self._send.send_nowait(message)
+                self._messages.put_nowait(message)
 
     async def _process(self, message: Message) -> None:
         """What the processor calls for each message: the handling step, with hand-back on cancellation."""

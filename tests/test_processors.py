@@ -26,7 +26,11 @@ async def test_partitioned_keeps_per_key_order_and_a_slow_key_does_not_block_oth
 ) -> None:
     url = await make_queue()
     # Keys of the other partitions (a key sharing the slow key's partition waits behind it, by design).
-    others = [k for k in (f"key-{i}" for i in range(50)) if partition_of(k, 4) != partition_of("slow", 4)][:5]
+    partitions = PartitionedProcessor(4).partitions
+    others = [
+        k for k in (f"key-{i}" for i in range(50)) if partition_of(k, partitions) != partition_of("slow", partitions)
+    ]
+    others = others[:5]
     # Key "slow" first, then plenty of other keys behind it.
     for key in ("slow", *others):
         await send_messages(sqs, url, [f"{key}:{i}" for i in range(5)], **keyed(key))

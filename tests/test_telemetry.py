@@ -83,7 +83,7 @@ async def test_the_consumer_span_continues_the_publishers_trace(
     assert (attributes["mq.route"], attributes["mq.partition_key"]) == ("greet", "k1")
     assert attributes["mq.outcome"] == "handled"
     assert consumer.status.status_code == StatusCode.UNSET
-    assert [e.name for e in consumer.events] == ["deletion queued"]
+    assert consumer.events == ()
     # The message span links to the span of the receive call that fetched it.
     receives = [s for s in named(spans, "receive ") if (s.attributes or {}).get("messaging.batch.message_count")]
     assert [link.context.span_id for link in consumer.links] == [receives[0].context.span_id]

@@ -20,7 +20,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.metrics import Meter, NoOpMeterProvider
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
@@ -88,7 +88,10 @@ class Telemetry:
                 tracer_provider.add_span_processor(processor)
         return cls(
             tracer_provider=tracer_provider,
-            meter_provider=MeterProvider(resource=resource, metric_readers=readers),
+            # Exemplars would cost a lookup of the current span on every measurement.
+            meter_provider=MeterProvider(
+                resource=resource, metric_readers=readers, exemplar_filter=AlwaysOffExemplarFilter()
+            ),
             prometheus_registry=registry,
         )
 
@@ -101,7 +104,7 @@ class Telemetry:
         """Hooks for a Server: `Server(middleware=c.middleware, observer=c)`."""
         queue = queue_name(queue_url)
         metrics = ConsumerMetrics(self._meter(), queue)
-        return ConsumerTelemetry(self._tracer, metrics, queue, self._links)
+        return ConsumerTelemetry(self._tracer, metrics, queue, self._links, tracing=self.tracing)
 
     def publisher(self, queue_url: str) -> PublisherTelemetry:
         """The observer for a Publisher."""

@@ -28,8 +28,11 @@ class ConsumerTelemetry(PipelineObserver):
     hand-backs; the status is ERROR with the exception recorded when the handler raised.
     """
 
-    def __init__(self, tracer: Tracer, metrics: ConsumerMetrics, queue_name: str, links: ReceiveLinks) -> None:
+    def __init__(
+        self, tracer: Tracer, metrics: ConsumerMetrics, queue_name: str, links: ReceiveLinks, *, tracing: bool
+    ) -> None:
         self._tracer = tracer
+        self._tracing = tracing
         self._metrics = metrics
         self._queue_name = queue_name
         self._links = links
@@ -37,7 +40,9 @@ class ConsumerTelemetry(PipelineObserver):
         self._spans: dict[Message, Span] = {}
 
     def middleware(self, step: Handler) -> Handler:
-        """Wrap the Server's handling step in the message's span."""
+        """Wrap the Server's handling step in the message's span (no wrapping at all when tracing is off)."""
+        if not self._tracing:
+            return step
 
         async def traced(message: Message) -> None:
             span = self._start_span(message)
@@ -90,7 +95,7 @@ class ConsumerTelemetry(PipelineObserver):
         self._metrics.receive(duration_s, len(messages))
 
     def receive_failed(self, error: Exception, duration_s: float) -> None:
-        self._metrics.add("receive_errors", 1)
+        self._metrics.add("mq.receive.errors", 1)
 
     def handled(self, message: Message, duration_s: float, error: BaseException | None) -> None:
         outcome = "success" if error is None else "failure"
@@ -98,27 +103,24 @@ class ConsumerTelemetry(PipelineObserver):
         span = self._spans.get(message)
         if span is not None:
             span.set_attribute("mq.outcome", "handled" if error is None else "failed")
-            if error is None:
-                span.add_event("deletion queued")
 
     def retry_scheduled(self, message: Message, delay_s: int) -> None:
-        self._metrics.add("retried", 1)
+        self._metrics.add("mq.messages.retried", 1)
         span = self._spans.get(message)
         if span is not None:
             span.set_attribute("mq.retry_delay_s", delay_s)
             span.add_event("retry scheduled", {"mq.retry_delay_s": delay_s})
 
     def deleted(self, messages: Sequence[Message]) -> None:
-        self._metrics.add("deleted", len(messages))
+        self._metrics.add("mq.messages.deleted", len(messages))
 
     def released(self, messages: Sequence[Message]) -> None:
-        self._metrics.add("released", len(messages))
-        self._metrics.add("in_flight", -len(messages))
+        self._metrics.add("mq.messages.released", len(messages))
         for message in messages:
             self._links.pop(message.message_id)
 
     def visibility_extended(self, messages: Sequence[Message], timeout_s: int) -> None:
-        self._metrics.add("extended", len(messages))
+        self._metrics.add("mq.visibility.extended", len(messages))
         for message in messages:
             span = self._spans.get(message)
             if span is not None:

@@ -1,13 +1,32 @@
-"""The pipeline's and the Publisher's metrics, as OpenTelemetry instruments."""
+"""The pipeline's and the Publisher's metrics, as OpenTelemetry instruments.
+
+Counters are kept as plain integers and read by observable instruments when the metrics are collected:
+per message they cost an integer addition, not an SDK measurement. Only the two per-message histograms
+(handler duration, message age) go through the SDK on every message.
+"""
 
 from __future__ import annotations
 
 import time
+from collections import Counter
+from collections.abc import Callable, Iterable
 
-from opentelemetry.metrics import Meter
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 # Seconds; covers fast handlers (ms) up to long jobs (minutes).
 BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+# name -> (unit, description); an observable counter each, points split by their `outcome` where they have one.
+_COUNTERS = {
+    "mq.messages.received": ("{message}", "Messages received"),
+    "mq.messages.handled": ("{message}", "Handler calls, by outcome"),
+    "mq.messages.deleted": ("{message}", "Messages deleted after success"),
+    "mq.messages.released": ("{message}", "Messages handed back unhandled"),
+    "mq.messages.retried": ("{message}", "Retry delays scheduled"),
+    "mq.visibility.extended": ("{message}", "Heartbeat extensions"),
+    "mq.receive.empty": ("{call}", "Receives that got nothing"),
+    "mq.receive.errors": ("{call}", "Failed receives"),
+}
 
 
 class ConsumerMetrics:
@@ -15,60 +34,66 @@ class ConsumerMetrics:
 
     def __init__(self, meter: Meter, queue_name: str) -> None:
         self._attrs = {"messaging.destination.name": queue_name}
-        counter, histogram = meter.create_counter, meter.create_histogram
-        self.received = counter("mq.messages.received", unit="{message}", description="Messages received")
-        self.handled = counter("mq.messages.handled", unit="{message}", description="Handler calls, by outcome")
-        self.deleted = counter("mq.messages.deleted", unit="{message}", description="Messages deleted")
-        self.released = counter("mq.messages.released", unit="{message}", description="Messages handed back")
-        self.retried = counter("mq.messages.retried", unit="{message}", description="Retry delays scheduled")
-        self.extended = counter("mq.visibility.extended", unit="{message}", description="Heartbeat extensions")
-        self.empty_receives = counter("mq.receive.empty", unit="{call}", description="Receives that got nothing")
-        self.receive_errors = counter("mq.receive.errors", unit="{call}", description="Failed receives")
-        self.handler_duration = histogram(
-            "mq.handler.duration",
-            unit="s",
-            description="Handler duration",
-            explicit_bucket_boundaries_advisory=BUCKETS,
+        self._by_outcome = {o: {**self._attrs, "outcome": o} for o in ("success", "failure")}
+        self.counts: Counter[tuple[str, str]] = Counter()  # (metric name, outcome or "") -> count
+        for name, (unit, description) in _COUNTERS.items():
+            meter.create_observable_counter(name, callbacks=[self._observe(name)], unit=unit, description=description)
+        meter.create_observable_up_down_counter(
+            "mq.messages.in_flight",
+            callbacks=[self._observe_in_flight],
+            unit="{message}",
+            description="Messages received, not yet handled or handed back",
         )
-        self.age = histogram(
+        self._handler_duration = meter.create_histogram(
+            "mq.handler.duration", unit="s", description="Handler duration", explicit_bucket_boundaries_advisory=BUCKETS
+        )
+        self._age = meter.create_histogram(
             "mq.message.age",
             unit="s",
             description="Time from SentTimestamp to the end of handling",
             explicit_bucket_boundaries_advisory=BUCKETS,
         )
-        self.receive_duration = histogram(
+        self._receive_duration = meter.create_histogram(
             "mq.receive.duration",
             unit="s",
             description="ReceiveMessage latency",
             explicit_bucket_boundaries_advisory=BUCKETS,
         )
-        self.in_flight = meter.create_up_down_counter(
-            "mq.messages.in_flight",
-            unit="{message}",
-            description="Messages received and not yet handled or handed back",
-        )
 
-    def add(self, counter_name: str, count: int, **attributes: str) -> None:
-        """Add to one of the counters above, by attribute name."""
-        if count != 0:
-            getattr(self, counter_name).add(count, {**self._attrs, **attributes})
+    def add(self, name: str, count: int, outcome: str = "") -> None:
+        """Count `count` more for a counter named in `_COUNTERS`."""
+        self.counts[name, outcome] += count
 
     def handled_message(self, duration_s: float, sent_timestamp_ms: str | None, outcome: str) -> None:
         """Record one handler call."""
-        attrs = {**self._attrs, "outcome": outcome}
-        self.handled.add(1, attrs)
-        self.in_flight.add(-1, self._attrs)
-        self.handler_duration.record(duration_s, attrs)
+        self.counts["mq.messages.handled", outcome] += 1
+        self._handler_duration.record(duration_s, self._by_outcome[outcome])
         if sent_timestamp_ms is not None:
-            self.age.record(max(0.0, time.time() - int(sent_timestamp_ms) / 1000), self._attrs)
+            self._age.record(max(0.0, time.time() - int(sent_timestamp_ms) / 1000), self._attrs)
 
     def receive(self, duration_s: float, count: int) -> None:
         """Record one receive call."""
-        self.receive_duration.record(duration_s, self._attrs)
-        self.add("received", count)
-        self.add("in_flight", count)
+        self._receive_duration.record(duration_s, self._attrs)
+        self.counts["mq.messages.received", ""] += count
         if count == 0:
-            self.add("empty_receives", 1)
+            self.counts["mq.receive.empty", ""] += 1
+
+    def _observe(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def observe(options: CallbackOptions) -> Iterable[Observation]:
+            return [
+                Observation(count, self._by_outcome[outcome] if outcome else self._attrs)
+                for (metric, outcome), count in list(self.counts.items())
+                if metric == name
+            ]
+
+        return observe
+
+    def _observe_in_flight(self, options: CallbackOptions) -> Iterable[Observation]:
+        counts = self.counts
+        handled = counts["mq.messages.handled", "success"] + counts["mq.messages.handled", "failure"]
+        return [
+            Observation(counts["mq.messages.received", ""] - handled - counts["mq.messages.released", ""], self._attrs)
+        ]
 
 
 class PublishMetrics:
@@ -76,6 +101,7 @@ class PublishMetrics:
 
     def __init__(self, meter: Meter, queue_name: str) -> None:
         self._attrs = {"messaging.destination.name": queue_name}
+        self._by_outcome = {o: {**self._attrs, "outcome": o} for o in ("success", "failure")}
         self.published = meter.create_counter("mq.publish.messages", unit="{message}", description="Publish results")
         self.latency = meter.create_histogram(
             "mq.publish.duration",
@@ -86,6 +112,6 @@ class PublishMetrics:
 
     def result(self, duration_s: float, outcome: str) -> None:
         """Record one message's publish outcome."""
-        attrs = {**self._attrs, "outcome": outcome}
+        attrs = self._by_outcome[outcome]
         self.published.add(1, attrs)
         self.latency.record(duration_s, attrs)
