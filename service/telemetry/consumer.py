@@ -70,7 +70,6 @@ class ConsumerTelemetry(PipelineObserver):
             "messaging.system": "aws_sqs",
             "messaging.destination.name": self._queue_name,
             "messaging.operation.type": "process",
-            "messaging.operation.name": "process",
             "messaging.message.id": message.message_id,
             "mq.receive_count": message.receive_count,
         }
