@@ -381,6 +381,7 @@ def test_keda_and_hpa_together_are_refused() -> None:
         ({"consumer": {"maxNumberOfMessages": 0}}, "/consumer/maxNumberOfMessages"),
         ({"consumer": {"waitTimeSeconds": 21}}, "/consumer/waitTimeSeconds"),
         ({"consumer": {"visibilityTimeout": 43201}}, "/consumer/visibilityTimeout"),
+        ({"consumer": {"visibilityTimeout": 0}}, "/consumer/visibilityTimeout"),
         ({"consumer": {"concurrency": 0}}, "/consumer/concurrency"),
         ({"consumer": {"concurrency": "ten"}}, "/consumer/concurrency"),
         ({"log": {"format": "xml"}}, "/log/format"),
