@@ -78,7 +78,7 @@ class Settings:
             variable = ENV_VARIABLES["deletion_interval_s"]
             raise ConfigError(
                 _where(variable, overrides),
-                self.deletion_interval_s,
+                f"{self.deletion_interval_s:g}",
                 f"less than MQ_VISIBILITY_TIMEOUT ({self.visibility_timeout}), "
                 "or handled messages reappear before they are deleted",
             )

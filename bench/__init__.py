@@ -1,0 +1,1 @@
+"""Benchmarks of the consumer pipeline and the publisher against fauxqs: `python -m bench.run --help`."""
