@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 from .errors import ClosedError
+from .waiters import Waiters
 
 T = TypeVar("T")
 _log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class Batcher(Generic[T]):
         self._ready: deque[list[T]] = deque()
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._wake = asyncio.Event()
-        self._blocked: deque[asyncio.Future[None]] = deque()  # puts waiting for room, woken in order
+        self._blocked = Waiters()  # puts waiting for room
         self._closed = False
 
     @property
@@ -58,16 +59,7 @@ class Batcher(Generic[T]):
     async def put(self, entry: T) -> None:
         """Add an entry, waiting while `max_ready` full batches are queued."""
         if len(self._ready) >= self._max_ready and not self._closed:
-            waiter = asyncio.get_running_loop().create_future()
-            self._blocked.append(waiter)
-            try:
-                await waiter
-            except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled():
-                    self._unblock(1)  # woken as we were cancelled: pass the turn on
-                else:
-                    self._blocked.remove(waiter)
-                raise
+            await self._blocked.wait()
         self.put_nowait(entry)
 
     def put_nowait(self, entry: T) -> None:
@@ -89,7 +81,7 @@ class Batcher(Generic[T]):
         """Take no more entries; `run` sends what it holds and returns."""
         self._closed = True
         self._wake.set()
-        self._unblock(len(self._blocked))  # they find the batcher closed
+        self._blocked.wake_all()  # they find the batcher closed
 
     async def run(self) -> None:
         """Send batches until closed and empty; waits for every send it started."""
@@ -98,7 +90,7 @@ class Batcher(Generic[T]):
                 if self._ready:
                     await self._in_flight.acquire()
                     sends.create_task(self._send_batch(self._ready.popleft()))
-                    self._unblock(self._max_entries)
+                    self._blocked.wake(self._max_entries)  # room for a batch more
                 elif self._open and (self._closed or self._open_due_in() <= 0):
                     self._seal()
                 elif self._closed and not self._open:
@@ -120,14 +112,6 @@ class Batcher(Generic[T]):
         self._open = []
         self._open_bytes = 0
         self._wake.set()
-
-    def _unblock(self, count: int) -> None:
-        """Wake up to `count` waiting puts, one per entry there is room for (waking all would be a stampede)."""
-        while count > 0 and self._blocked:
-            waiter = self._blocked.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                count -= 1
 
     def _open_due_in(self) -> float:
         return self._open_since + self._max_wait_s - time.monotonic()

@@ -25,6 +25,7 @@ from .publish_entry import (
     checked_entry,
 )
 from .sqs_batch import DEFAULT_BATCH_ATTEMPTS, DEFAULT_BATCH_BACKOFF, BatchResult, call_batch
+from .waiters import Waiters
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
@@ -120,8 +121,7 @@ class Publisher:
             size_of=lambda pending: pending.size,
         )
         self._unsettled: set[_Pending] = set()
-        self._room = asyncio.Event()
-        self._room.set()
+        self._room = Waiters()  # publish calls waiting for buffer room
         self._counts = dict.fromkeys(("published", "failed", "retried", "buffered", "in_flight_batches", "waiting"), 0)
         self._closed = False
         self._runner: asyncio.Task[None] | None = None
@@ -202,7 +202,6 @@ class Publisher:
 
     async def _wait_for_room(self) -> None:
         while self._counts["buffered"] >= self._max_buffered and not self._closed:
-            self._room.clear()
             self._counts["waiting"] += 1
             try:
                 await self._room.wait()
@@ -263,7 +262,7 @@ class Publisher:
 
     def _close(self) -> None:
         self._closed = True
-        self._room.set()  # wake every publish waiting for room: it raises ClosedError
+        self._room.wake_all()  # every publish waiting for room raises ClosedError
 
     def _fail_unsettled(self) -> None:
         error = PublishError(
@@ -278,7 +277,7 @@ class Publisher:
 
     async def _send(self, batch: list[_Pending]) -> None:
         self._counts["buffered"] -= len(batch)
-        self._room.set()
+        self._room.wake(len(batch))
         self._counts["in_flight_batches"] += 1
         try:
             entries = [{**pending.entry, "Id": str(i)} for i, pending in enumerate(batch)]
