@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import pytest
@@ -59,15 +60,33 @@ async def test_a_full_queue_costs_a_tenth_of_receives_and_deletes(
     async def handler(message: Message) -> None:
         seen.append(message.body)
 
-    server = Server(url, handler, client=sqs, concurrency=10, deletion_interval_s=5, wait_time_seconds=0)
+    batches = BatchSizes()
+    server = Server(
+        url, handler, client=sqs, concurrency=10, deletion_interval_s=5, wait_time_seconds=0, observer=batches
+    )
     calls.clear()
     async with server:
-        await until(lambda: server.health.deleted == 50)
-    assert sorted(seen) == sorted(f"m{i}" for i in range(50))
-    # Every delete batch is full; receives that returned messages took about 10 each.
-    assert calls["DeleteMessageBatch"] == 5
-    assert server.health.received == 50
+        await until(lambda: server.health.deleted >= 50)
+    # SQS delivers at least once (moto, too, may hand one message to two concurrent receives): every
+    # message was handled, a duplicate at most adds a handling.
+    assert set(seen) == {f"m{i}" for i in range(50)}
+    # Full batches: a delete call per 10 handled messages (the last partial one flushed at shutdown), and
+    # receives that returned messages brought about 10 each.
+    assert calls["DeleteMessageBatch"] == math.ceil(len(seen) / 10)
+    assert server.health.received == len(seen)
+    assert len(batches.sizes) <= 7
     assert await queue_counts(sqs, url) == (0, 0)
+
+
+class BatchSizes(PipelineObserver):
+    """The size of every receive that returned messages."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def received(self, messages: Sequence[Message], duration_s: float) -> None:
+        if messages:
+            self.sizes.append(len(messages))
 
 
 async def test_no_receive_while_the_processors_are_saturated(
