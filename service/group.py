@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from types import TracebackType
-from typing import Self
 
+from .lifecycle import Lifecycle
 from .server import DEFAULT_SHUTDOWN_TIMEOUT_S, Server, ShutdownSummary
 
 
-class ServerGroup:
+class ServerGroup(Lifecycle):
     """Starts all its Servers; shuts them all down concurrently, so one deadline covers them all."""
 
     def __init__(self, servers: Iterable[Server]) -> None:
@@ -27,12 +26,3 @@ class ServerGroup:
     async def shutdown(self, timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S) -> list[ShutdownSummary]:
         """Shut every Server down at once; returns their summaries in order."""
         return list(await asyncio.gather(*(server.shutdown(timeout_s) for server in self.servers)))
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.shutdown()

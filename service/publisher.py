@@ -8,13 +8,13 @@ import logging
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeAlias, Unpack
+from typing import TYPE_CHECKING, Any, TypeAlias, Unpack
 
 from .backoff import Backoff
 from .batcher import Batcher
 from .client import create_client
 from .errors import ClosedError, ConfigError, PublishError, SQSError, check_range
+from .lifecycle import Lifecycle
 from .publish_entry import (
     MAX_BATCH_BYTES,
     MAX_MESSAGE_BYTES,
@@ -63,7 +63,7 @@ class _Pending:
     future: asyncio.Future[str] = field(repr=False)
 
 
-class Publisher:
+class Publisher(Lifecycle):
     """Publishes messages to one SQS queue with SendMessageBatch, and reports each message's fate to its caller.
 
     Messages are buffered and sent when a batch holds `batch_max_messages` entries or 1 MiB of bodies and
@@ -152,15 +152,6 @@ class Publisher:
         if not self._stop.done():
             self._stop.set_result(timeout_s)
         await asyncio.shield(self._runner)
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.shutdown()
 
     async def publish(self, body: str, **options: Unpack[PublishOptions]) -> str:
         """Send one message; returns its SQS MessageId. Raises PublishError, or ClosedError after shutdown.

@@ -9,8 +9,7 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from .backoff import Backoff
 from .channel import Channel
@@ -19,6 +18,7 @@ from .deleter import Deleter
 from .errors import ConfigError, ErrorHandler, HandlerError, MQError, check_range
 from .handler import Handler, SyncHandler, as_handler
 from .health import Health
+from .lifecycle import Lifecycle
 from .message import Message
 from .observer import PipelineObserver
 from .processors import Processor, ProcessorName, make_processor
@@ -69,7 +69,7 @@ class ShutdownSummary:
         return asdict(self)
 
 
-class Server:
+class Server(Lifecycle):
     """Consumes one SQS queue: receive, process, delete.
 
     The pipeline has three stages, connected by bounded hand-offs:
@@ -215,15 +215,6 @@ class Server:
         if self._runner is None:
             raise RuntimeError("the Server was not started")
         return await asyncio.shield(self._runner)
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.shutdown()
 
     async def _run(self, started: asyncio.Future[None]) -> ShutdownSummary:
         try:

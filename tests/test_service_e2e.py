@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from handlers.example import router
-from service import Handler, Message, PipelineObserver
+from service import Handler, Message, PipelineObserver, SyncHandler
 from service.config import Settings
 from service.runtime import Hooks, HooksFactory, Runtime
 
@@ -37,15 +37,19 @@ async def until(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
 
 @dataclass
 class Running:
+    """A Runtime serving its admin API on loopback, with an HTTP client for it."""
+
     runtime: Runtime
     client: httpx.AsyncClient
     exit_code: int | None = None
 
 
 @asynccontextmanager
-async def running(settings: Settings, *, hooks: Hooks | HooksFactory | None = None) -> AsyncIterator[Running]:
+async def running(
+    settings: Settings, *, handler: Handler | SyncHandler = router, hooks: Hooks | HooksFactory | None = None
+) -> AsyncIterator[Running]:
     """Run the service until the block ends, then stop it as SIGTERM would and keep its exit code."""
-    runtime = Runtime(settings, router, hooks=hooks, handle_signals=False, out=io.StringIO())
+    runtime = Runtime(settings, handler, hooks=hooks, handle_signals=False, out=io.StringIO())
     task = asyncio.create_task(runtime.run())
     await until(lambda: bool(runtime.admin_url) or task.done())
     if task.done():

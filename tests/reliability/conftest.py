@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,8 +19,9 @@ import pytest
 from service import Handler, SyncHandler
 from service.client import create_client
 from service.config import Settings
-from service.runtime import Hooks, Runtime
+from service.runtime import Hooks
 
+from ..test_service_e2e import Running, running
 from .fault_proxy import FaultProxy
 from .invariants import Ledger, id_of
 
@@ -80,32 +80,11 @@ def ledger() -> Ledger:
 # ---- the whole service in this event loop ---------------------------------------------------------------------
 
 
-@dataclass
-class Running:
-    """A Runtime serving its admin API on loopback, with an HTTP client for it."""
-
-    runtime: Runtime
-    client: httpx.AsyncClient
-    exit_code: int | None = None
-
-
-@asynccontextmanager
-async def running_service(
+def running_service(
     settings: Settings, handler: Handler | SyncHandler, *, hooks: Hooks | None = None
-) -> AsyncIterator[Running]:
+) -> AbstractAsyncContextManager[Running]:
     """Run the service (Server, Publisher, admin API) until the block ends, then stop it as SIGTERM would."""
-    runtime = Runtime(settings, handler, hooks=hooks, handle_signals=False, out=io.StringIO())
-    task = asyncio.create_task(runtime.run())
-    await until(lambda: bool(runtime.admin_url) or task.done(), what="admin API up")
-    if task.done():
-        task.result()
-    async with httpx.AsyncClient(base_url=runtime.admin_url, timeout=30) as client:
-        service = Running(runtime, client)
-        try:
-            yield service
-        finally:
-            runtime.stop()
-            service.exit_code = await asyncio.wait_for(task, 60)
+    return running(settings, handler=handler, hooks=hooks)
 
 
 # ---- the service as a process: `python -m service run` --------------------------------------------------------

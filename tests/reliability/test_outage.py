@@ -12,7 +12,8 @@ from service.config import Settings
 from service.runtime import Hooks
 
 from ..conftest import QueueFactory, send_messages
-from .conftest import Running, running_service, until
+from ..test_service_e2e import Running
+from .conftest import running_service, until
 from .fault_proxy import FaultProxy
 from .invariants import Ledger, body_for, check, collect_state, make_ids
 
