@@ -15,7 +15,7 @@ from .errors import (
 )
 from .group import ServerGroup
 from .handler import Handler, SyncHandler
-from .health import Health
+from .health import Health, ShutdownSummary
 from .message import MESSAGE_ATTRIBUTE_NAME_PARTITION_KEY, MESSAGE_ATTRIBUTE_NAME_ROUTE, Message
 from .observer import PipelineObserver
 from .processors import (
@@ -44,7 +44,6 @@ from .server import (
     DEFAULT_VISIBILITY_TIMEOUT,
     DEFAULT_WAIT_TIME_SECONDS,
     Server,
-    ShutdownSummary,
 )
 
 __all__ = [

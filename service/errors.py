@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any, TypeAlias
+
+from .retry import Retry
 
 # Error codes SQS uses for conditions that go away by themselves; anything else is final.
 TRANSIENT_CODES = frozenset(
@@ -20,6 +23,9 @@ TRANSIENT_CODES = frozenset(
         "RequestTimeout",
     }
 )
+
+
+_log = logging.getLogger("service.server")
 
 
 class MQError(Exception):
@@ -118,3 +124,13 @@ class ClosedError(MQError):
 
 
 ErrorHandler: TypeAlias = Callable[[MQError], None]
+
+
+def log_error(error: MQError) -> None:
+    """The default error handler: one log line per error."""
+    if isinstance(error, HandlerError) and isinstance(error.cause, Retry):
+        _log.info("%s", error)
+    elif isinstance(error, HandlerError):
+        _log.warning("%s", error, exc_info=error.cause)
+    else:
+        _log.error("%s", error)

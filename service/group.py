@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
+from .health import ShutdownSummary
 from .lifecycle import Lifecycle
-from .server import DEFAULT_SHUTDOWN_TIMEOUT_S, Server, ShutdownSummary
+from .server import DEFAULT_SHUTDOWN_TIMEOUT_S, Server
 
 
 class ServerGroup(Lifecycle):

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from .message import Message
+from .observer import PipelineObserver
 
 
 @dataclass
@@ -47,3 +51,41 @@ class Health:
             value = data.pop(name)
             data[name.removesuffix("_at") + "_age_s"] = None if value is None else round(now - value, 3)
         return data
+
+
+@dataclass(frozen=True)
+class ShutdownSummary:
+    """What became of the messages over the Server's life, as reported when it stopped."""
+
+    handled: int
+    failed: int
+    deleted: int
+    released: int
+    cancelled: int
+    timed_out: bool
+    duration_s: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return asdict(self)
+
+
+class CountingObserver(PipelineObserver):
+    """Counts deletions and hand-backs into Health, then tells the user's observer."""
+
+    def __init__(self, health: Health, inner: PipelineObserver) -> None:
+        self._health = health
+        self.inner = inner
+        self.received = inner.received  # type: ignore[method-assign]
+        self.receive_failed = inner.receive_failed  # type: ignore[method-assign]
+        self.handled = inner.handled  # type: ignore[method-assign]
+        self.retry_scheduled = inner.retry_scheduled  # type: ignore[method-assign]
+        self.visibility_extended = inner.visibility_extended  # type: ignore[method-assign]
+
+    def deleted(self, messages: Sequence[Message]) -> None:
+        self._health.deleted += len(messages)
+        self.inner.deleted(messages)
+
+    def released(self, messages: Sequence[Message]) -> None:
+        self._health.released += len(messages)
+        self.inner.released(messages)

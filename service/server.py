@@ -8,16 +8,16 @@ import math
 import time
 from collections.abc import Callable, Collection, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .backoff import Backoff
 from .channel import Channel
 from .client import create_client
 from .deleter import Deleter
-from .errors import ConfigError, ErrorHandler, HandlerError, MQError, check_range
+from .errors import ConfigError, ErrorHandler, HandlerError, check_range, log_error
 from .handler import Handler, SyncHandler, as_handler
-from .health import Health
+from .health import CountingObserver, Health, ShutdownSummary
 from .lifecycle import Lifecycle
 from .message import Message
 from .observer import PipelineObserver
@@ -50,23 +50,6 @@ _log = logging.getLogger("service.server")
 # Wraps the Server's handling step (handler, then deletion or retry delay) for every message; tracing uses it.
 # The wrapped step raises what the handler raised, after the Server has settled the message.
 Middleware = Callable[[Handler], Handler]
-
-
-@dataclass(frozen=True)
-class ShutdownSummary:
-    """What became of the messages over the Server's life, as reported when it stopped."""
-
-    handled: int
-    failed: int
-    deleted: int
-    released: int
-    cancelled: int
-    timed_out: bool
-    duration_s: float
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
-        return asdict(self)
 
 
 class Server(Lifecycle):
@@ -152,7 +135,7 @@ class Server(Lifecycle):
         )
         self._capacity = Capacity(self.processor.capacity + (max_number_of_messages if prefetch is None else prefetch))
         self._error_handler = error_handler or log_error
-        self._observer = _Counting(self.health, observer or PipelineObserver())
+        self._observer = CountingObserver(self.health, observer or PipelineObserver())
         self._waiting: set[Message] = set()
         self._handling: set[Message] = set()
         self._cancelled = 0
@@ -449,16 +432,6 @@ class Server(Lifecycle):
         )
 
 
-def log_error(error: MQError) -> None:
-    """The default error handler: one log line per error."""
-    if isinstance(error, HandlerError) and isinstance(error.cause, Retry):
-        _log.info("%s", error)
-    elif isinstance(error, HandlerError):
-        _log.warning("%s", error, exc_info=error.cause)
-    else:
-        _log.error("%s", error)
-
-
 @dataclass(frozen=True)
 class _Settings:
     max_number_of_messages: int
@@ -479,24 +452,3 @@ class _Stages:
     deleting: asyncio.Task[None]
     changing: asyncio.Task[None]
     heartbeat: asyncio.Task[None] | None
-
-
-class _Counting(PipelineObserver):
-    """Counts deletions and hand-backs into Health, then tells the user's observer."""
-
-    def __init__(self, health: Health, inner: PipelineObserver) -> None:
-        self._health = health
-        self.inner = inner
-        self.received = inner.received  # type: ignore[method-assign]
-        self.receive_failed = inner.receive_failed  # type: ignore[method-assign]
-        self.handled = inner.handled  # type: ignore[method-assign]
-        self.retry_scheduled = inner.retry_scheduled  # type: ignore[method-assign]
-        self.visibility_extended = inner.visibility_extended  # type: ignore[method-assign]
-
-    def deleted(self, messages: Sequence[Message]) -> None:
-        self._health.deleted += len(messages)
-        self.inner.deleted(messages)
-
-    def released(self, messages: Sequence[Message]) -> None:
-        self._health.released += len(messages)
-        self.inner.released(messages)
