@@ -30,7 +30,6 @@ from .client import create_client
 from .config import Settings
 from .errors import ConfigError
 from .handler import Handler, SyncHandler, as_handler
-from .message import Message
 from .observer import PipelineObserver
 from .publisher import Publisher, PublishObserver
 from .server import MAX_RECEIVE_LOOPS, Server
@@ -97,7 +96,8 @@ class Runtime:
             self.hooks = hooks or Hooks()
         else:
             self.hooks = hooks(self.queue_url, self.publish_queue_url)
-        self._handler = self._tracked(as_handler(handler))
+        handler = as_handler(handler)
+        self._handler = handler if self.hooks.wrap_handler is None else self.hooks.wrap_handler(handler)
         self.server, self.publisher = self._build(None, None)
         self.admin_url = ""
         self.crashed = False
@@ -105,8 +105,6 @@ class Runtime:
         self._out = out or sys.stdout
         self._notes = list(notes)
         self._signals = 0
-        self._forced = False
-        self._running: set[asyncio.Task[Any]] = set()
         self._drain_task: asyncio.Task[dict[str, Any]] | None = None
         self._stop = asyncio.Event()
         self._clients = AsyncExitStack()
@@ -287,28 +285,9 @@ class Runtime:
                 self._drain_task = asyncio.create_task(self._drain(), name="mq-service drain")
             elif self._drain_task.done():
                 self._stop.set()
-        elif not self._forced:
+        elif self._signals == 2:
             _log.warning("%s again: cancelling running handlers; their messages go back to the queue", name)
-            self._forced = True
-            for task in list(self._running):
-                task.cancel()
-
-    def _tracked(self, handler: Handler) -> Handler:
-        """The handler (wrapped by the hook, if any), with its calls tracked so a forced stop can cancel them."""
-        inner = handler if self.hooks.wrap_handler is None else self.hooks.wrap_handler(handler)
-
-        async def tracked(message: Message) -> None:
-            if self._forced:
-                raise asyncio.CancelledError  # stopping now: hand the message back unhandled
-            task = asyncio.current_task()
-            assert task is not None
-            self._running.add(task)
-            try:
-                await inner(message)
-            finally:
-                self._running.discard(task)
-
-        return tracked
+            self.server.hurry()
 
 
 def publish_command(admin_url: str, *, token: bool) -> str:

@@ -186,12 +186,16 @@ class Server(Lifecycle):
         """
         if self._runner is None or self._stop is None:
             return self._summary(timed_out=False, duration_s=0.0)
-        self._deadline = min(self._deadline, time.monotonic() + max(0.0, timeout_s))
-        if self._handlers_deadline is not None:
-            self._handlers_deadline.reschedule(self._loop_time(self._deadline))
+        self.hurry(timeout_s)
         if not self._stop.done():
             self._stop.set_result(None)
         return await asyncio.shield(self._runner)
+
+    def hurry(self, timeout_s: float = 0.0) -> None:
+        """Give running handlers at most `timeout_s` more (a shorter deadline only); at 0 they are cancelled now."""
+        self._deadline = min(self._deadline, time.monotonic() + max(0.0, timeout_s))
+        if self._handlers_deadline is not None:
+            self._handlers_deadline.reschedule(self._loop_time(self._deadline))
 
     async def wait(self) -> ShutdownSummary:
         """Wait until the pipeline stops; raises what made it crash, if it did."""
