@@ -72,7 +72,7 @@ class _Liveness:
         if health.stopped or health.draining:
             return None
         now = time.monotonic()
-        if health.in_flight >= server.processor.capacity:
+        if server.in_flight >= server.processor.capacity:
             self._busy_at = now
             return None
         last = max(health.last_receive_attempt_at or health.started_at, self._busy_at)

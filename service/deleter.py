@@ -70,9 +70,8 @@ class Deleter:
         if deleted:
             self._observer.deleted(deleted)
         for i, message in enumerate(unique):
-            error = result.failed.get(str(i))
-            if error is not None and str(i) not in result.succeeded:
-                self._on_error(DeleteError(message.message_id, error))
+            if str(i) not in result.succeeded:
+                self._on_error(DeleteError(message.message_id, result.failed[str(i)]))
 
     async def _call(self, entries: list[dict[str, Any]]) -> Any:
         return await self._client.delete_message_batch(QueueUrl=self._queue_url, Entries=entries)  # type: ignore[arg-type]

@@ -28,7 +28,6 @@ class Health:
     failed: int = 0
     deleted: int = 0
     released: int = 0
-    in_flight: int = 0
 
     def receive_succeeded(self, count: int) -> None:
         """A receive call returned `count` messages."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
@@ -263,7 +262,7 @@ class Publisher(Lifecycle):
             operation=_OPERATION,
         )
         for pending in list(self._unsettled):
-            self._settle(pending, None, error)
+            self._failed(pending, error)
         self._counts["buffered"] = 0
 
     async def _send(self, batch: list[_Pending]) -> None:
@@ -273,34 +272,36 @@ class Publisher(Lifecycle):
         try:
             entries = [{**pending.entry, "Id": str(i)} for i, pending in enumerate(batch)]
             result = await call_batch(
-                functools.partial(self._call, set()),
-                entries,
-                operation=_OPERATION,
-                attempts=self._batch_attempts,
-                backoff=self._backoff,
+                self._call, entries, operation=_OPERATION, attempts=self._batch_attempts, backoff=self._backoff
             )
+            self._counts["retried"] += result.retried
             for i, pending in enumerate(batch):
-                self._settle(pending, result.succeeded.get(str(i)), result.failed.get(str(i)))
+                succeeded = result.succeeded.get(str(i))
+                if succeeded is not None:
+                    self._published(pending, str(succeeded["MessageId"]))
+                else:
+                    self._failed(pending, result.failed[str(i)])
             self._report(entries, result)
         finally:
             self._counts["in_flight_batches"] -= 1
 
-    async def _call(self, sent_ids: set[str], entries: list[dict[str, Any]]) -> Any:
+    async def _call(self, entries: list[dict[str, Any]]) -> Any:
         assert self._active_client is not None
-        self._counts["retried"] += sum(1 for entry in entries if entry["Id"] in sent_ids)
-        sent_ids.update(entry["Id"] for entry in entries)
         return await self._active_client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)  # type: ignore[arg-type]
 
-    def _settle(self, pending: _Pending, succeeded: Mapping[str, Any] | None, error: SQSError | None) -> None:
+    def _published(self, pending: _Pending, message_id: str) -> None:
         if pending not in self._unsettled:
             return
         self._unsettled.discard(pending)
-        if succeeded is not None:
-            self._counts["published"] += 1
-            self._notify(self._observer.published, pending.entry, str(succeeded["MessageId"]))
-            if not pending.future.done():
-                pending.future.set_result(str(succeeded["MessageId"]))
+        self._counts["published"] += 1
+        self._notify(self._observer.published, pending.entry, message_id)
+        if not pending.future.done():
+            pending.future.set_result(message_id)
+
+    def _failed(self, pending: _Pending, error: SQSError) -> None:
+        if pending not in self._unsettled:
             return
+        self._unsettled.discard(pending)
         failure = _as_publish_error(error)
         self._counts["failed"] += 1
         self._notify(self._observer.failed, pending.entry, failure)
@@ -319,11 +320,9 @@ class Publisher(Lifecycle):
             _log.exception("publisher hook %s raised", getattr(hook, "__qualname__", hook))
 
 
-def _as_publish_error(error: SQSError | None) -> PublishError:
+def _as_publish_error(error: SQSError) -> PublishError:
     if isinstance(error, PublishError):
         return error
-    if error is None:  # neither Successful nor Failed in SQS's answer
-        return PublishError("MissingResult", "SQS reported no result for this entry", sender_fault=False)
     return PublishError(error.code, error.sqs_message, sender_fault=error.sender_fault, operation=error.operation)
 
 

@@ -341,7 +341,6 @@ class Server(Lifecycle):
             for raw in raw_messages
         ]
         self._waiting.update(messages)
-        self.health.in_flight = self.in_flight
         self._observer.received(messages, duration_s)
         for message in messages:
             if self.health.draining:
@@ -415,7 +414,6 @@ class Server(Lifecycle):
         self._waiting.discard(message)
         self._handling.discard(message)
         self._capacity.give(1)
-        self.health.in_flight = self.in_flight
 
     def _outstanding(self) -> Collection[Message]:
         return self._waiting | self._handling

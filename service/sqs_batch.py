@@ -24,6 +24,7 @@ class BatchResult:
 
     succeeded: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     failed: dict[str, SQSError] = field(default_factory=dict)
+    retried: int = 0  # entries sent more than once
 
 
 def error_from_exception(exc: Exception, operation: str) -> SQSError:
@@ -50,13 +51,15 @@ async def call_batch(
 ) -> BatchResult:
     """Call `call` with `entries` (each with a unique Id); retry transient failures of the call or of entries.
 
-    Returns every entry's outcome: succeeded with SQS's result entry, or failed with the last error.
+    Returns every entry's outcome: succeeded with SQS's result entry, or failed with the last error (an entry
+    SQS left out of its answer fails as "MissingResult" and is tried again, like any transient failure).
     """
     result = BatchResult()
     pending = {entry["Id"]: entry for entry in entries}
     for attempt in range(attempts):
         if attempt:
             await asyncio.sleep(backoff.delay_s(attempt - 1))
+            result.retried += len(pending)
         try:
             response = await call(list(pending.values()))
         except (ClientError, BotoCoreError, OSError, TimeoutError) as exc:
@@ -69,13 +72,14 @@ async def call_batch(
             result.succeeded[entry["Id"]] = entry
             result.failed.pop(entry["Id"], None)
             pending.pop(entry["Id"], None)
-        retry = {}
         for entry in response.get("Failed", []):
-            error = SQSError.from_entry(entry, operation)
-            result.failed[entry["Id"]] = error
-            if error.transient and entry["Id"] in pending:
-                retry[entry["Id"]] = pending[entry["Id"]]
-        pending = retry
+            result.failed[entry["Id"]] = SQSError.from_entry(entry, operation)
+        for entry_id in pending:
+            if entry_id not in result.failed:  # in neither list: try it again
+                result.failed[entry_id] = SQSError(
+                    "MissingResult", "SQS reported no result for this entry", sender_fault=False, operation=operation
+                )
+        pending = {entry_id: entry for entry_id, entry in pending.items() if result.failed[entry_id].transient}
         if not pending:
             break
     return result

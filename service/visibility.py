@@ -101,10 +101,8 @@ class Visibility:
         result = await call_batch(self._call, entries, operation=_OPERATION)
         released: list[Message] = []
         for i, (message, seconds, reason) in enumerate(changes):
-            error = result.failed.get(str(i))
             if str(i) not in result.succeeded:
-                if error is not None:
-                    self._on_error(VisibilityError(message.message_id, error))
+                self._on_error(VisibilityError(message.message_id, result.failed[str(i)]))
                 continue
             message.visibility_deadline = asked_at + seconds
             if reason == "release":

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -144,3 +146,21 @@ async def dead_letter_queue_of(sqs: SQSClient, queue_url: str) -> str:
     attrs = await sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])
     arn = json.loads(attrs["Attributes"]["RedrivePolicy"])["deadLetterTargetArn"]
     return (await sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[1]))["QueueUrl"]
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 20.0, what: str = "condition") -> None:
+    """Poll `condition` on the event loop until it holds (for state no event reports); fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout_s} s")
+        await asyncio.sleep(0.02)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 20.0, what: str = "condition") -> None:
+    """Poll an async check until it holds; fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout_s} s")
+        await asyncio.sleep(0.1)

@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -19,21 +19,13 @@ from service.config import Settings
 from service.errors import PublishError
 from service.runtime import Runtime
 
-from .conftest import QueueFactory, drain_queue, queue_counts
+from .conftest import QueueFactory, drain_queue, queue_counts, until
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
 
 TOKEN = "t0ken-for-tests"
 BASE = Settings(admin_port=0, wait_time_seconds=1, deletion_interval_s=0.5, drain_timeout_s=2, publish_max_batch=3)
-
-
-async def until(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
-    """Poll `condition` until it holds; fail after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture

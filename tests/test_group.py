@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING
 
 from service import Message, Server, ServerGroup
 
-from .conftest import QueueFactory, drain_queue, send_messages
-from .test_server import until
+from .conftest import QueueFactory, drain_queue, send_messages, until
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient

@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING
 from service import Message, PipelineObserver, Server
 from service.processors import PartitionedProcessor, partition_of
 
-from .conftest import QueueFactory, queue_counts, send_messages
-from .test_server import until
+from .conftest import QueueFactory, queue_counts, send_messages, until
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient

@@ -8,8 +8,7 @@ import pytest
 
 from service import HandlerError, Message, MQError, RouteError, Router, Server
 
-from .conftest import QueueFactory, queue_counts, send_messages
-from .test_server import until
+from .conftest import QueueFactory, queue_counts, send_messages, until
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient

@@ -6,14 +6,14 @@ import asyncio
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import pytest
 
 from service import ConfigError, ExponentialRetryPolicy, Message, PipelineObserver, Retry, Server
 
-from .conftest import CallCounter, QueueFactory, dead_letter_queue_of, drain_queue, queue_counts, send_messages
+from .conftest import CallCounter, QueueFactory, dead_letter_queue_of, drain_queue, queue_counts, send_messages, until
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
@@ -39,15 +39,6 @@ class Recorder(PipelineObserver):
     def deleted(self, messages: object) -> None:
         self.deleted_ids.extend(m.message_id for m in messages)  # type: ignore[attr-defined]
         self.changed.set()
-
-
-async def until(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
-    """Wait until `condition()` holds, polling the event loop; fail after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 async def test_a_full_queue_costs_a_tenth_of_receives_and_deletes(

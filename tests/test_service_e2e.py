@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -19,20 +18,12 @@ from service import Handler, Message, PipelineObserver, SyncHandler
 from service.config import Settings
 from service.runtime import Hooks, HooksFactory, Runtime
 
-from .conftest import QueueFactory, queue_counts
+from .conftest import QueueFactory, queue_counts, until
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
 
 BASE = Settings(admin_port=0, wait_time_seconds=1, deletion_interval_s=0.5, drain_timeout_s=1, concurrency=2)
-
-
-async def until(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
-    """Poll `condition` until it holds; fail after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 @dataclass

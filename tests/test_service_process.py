@@ -9,7 +9,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from .conftest import QueueFactory, queue_counts
+from .conftest import QueueFactory, eventually, queue_counts
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
@@ -52,23 +52,23 @@ class Process:
         result: dict[str, Any] = response.json()
         return result
 
+    @property
+    def admin_url(self) -> str:
+        """The admin API's base URL, as the service printed it."""
+        return str(self.client.base_url).rstrip("/")
+
     async def exit_code(self, timeout_s: float) -> int:
+        """Wait for the process to exit."""
         return await asyncio.wait_for(self.process.wait(), timeout_s)
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 20.0) -> None:
-    """Poll an async check until it holds; fail after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)
-
-
 @asynccontextmanager
-async def service_process(tmp_path: Path, env: dict[str, str]) -> AsyncIterator[Process]:
-    """Start the service; yields once it printed its admin URL. Killed at the end if still running."""
-    stderr_path = tmp_path / "stderr.log"
-    with stderr_path.open("wb") as stderr:
+async def service_process(env: dict[str, str], stderr_path: Path) -> AsyncIterator[Process]:
+    """Start `python -m service run`; yields once it printed its admin URL. Killed at the end if still running.
+
+    Its log goes to `stderr_path` (appended: restarts may share one file).
+    """
+    with stderr_path.open("ab") as stderr:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "service", "run", cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=stderr
         )
@@ -106,7 +106,7 @@ async def test_sigterm_drains_in_flight_work_and_exits(
     tmp_path: Path, make_queue: QueueFactory, sqs: SQSClient
 ) -> None:
     url = await make_queue()
-    async with service_process(tmp_path, env_for(url, MQ_DRAIN_TIMEOUT_S="1")) as service:
+    async with service_process(env_for(url, MQ_DRAIN_TIMEOUT_S="1"), tmp_path / "stderr.log") as service:
         await publish(service.client, 3, "hello", "quick")
         await eventually(lambda: _pipeline_has(service, deleted=3))
         await publish(service.client, 4, "slow", {"seconds": 30})
@@ -123,7 +123,7 @@ async def test_a_second_signal_stops_at_once_and_hands_messages_back(
     tmp_path: Path, make_queue: QueueFactory, sqs: SQSClient
 ) -> None:
     url = await make_queue()
-    async with service_process(tmp_path, env_for(url, MQ_DRAIN_TIMEOUT_S="90")) as service:
+    async with service_process(env_for(url, MQ_DRAIN_TIMEOUT_S="90"), tmp_path / "stderr.log") as service:
         await publish(service.client, 2, "slow", {"seconds": 90})
         await eventually(lambda: _pipeline_has(service, in_flight=2))
         service.process.send_signal(signal.SIGTERM)
@@ -139,7 +139,7 @@ async def test_a_second_signal_stops_at_once_and_hands_messages_back(
 
 async def test_after_drain_it_waits_for_sigterm(tmp_path: Path, make_queue: QueueFactory) -> None:
     url = await make_queue()
-    async with service_process(tmp_path, env_for(url)) as service:
+    async with service_process(env_for(url), tmp_path / "stderr.log") as service:
         summary = (await service.client.get("/drain")).json()
         assert set(summary) == {"server", "publisher"}
         assert (await service.client.get("/healthz")).status_code == 200
@@ -153,7 +153,7 @@ async def test_embedded_mode_handles_a_published_message_and_exits_after_drain(t
     env = {**os.environ, **SERVICE_ENV, "MQ_EXIT_AFTER_DRAIN": "true"}
     for name in ("MQ_QUEUE_URL", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL"):
         env.pop(name, None)
-    async with service_process(tmp_path, env) as service:
+    async with service_process(env, tmp_path / "stderr.log") as service:
         assert "local SQS:" in service.stdout
         assert "/123456789012/mq-service-dlq" in service.stdout
         response = await service.client.post("/publish", json={"route": "hello", "body": "hi"})

@@ -16,8 +16,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from service import Message, Publisher, Retry, Server
 from service.telemetry import Telemetry, TraceContextLogFilter
 
-from .conftest import QueueFactory, send_messages
-from .test_server import until
+from .conftest import QueueFactory, send_messages, until
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient

@@ -16,8 +16,8 @@ from oteltap import OtelTapHttpProtobufReceiver, OtelTapHttpProtobufReceiverSett
 
 from service.telemetry import Telemetry
 
-from .conftest import QueueFactory
-from .test_service_e2e import BASE, publish, running, until
+from .conftest import QueueFactory, until
+from .test_service_e2e import BASE, publish, running
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient

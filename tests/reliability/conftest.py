@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import sys
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +19,8 @@ from service.config import Settings
 from service.runtime import Hooks
 
 from ..test_service_e2e import Running, running
+from ..test_service_process import Process
+from ..test_service_process import service_process as start_process
 from .fault_proxy import FaultProxy
 from .invariants import Ledger, id_of
 
@@ -30,24 +29,6 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORD_HANDLER = "tests.reliability.record_handler:handle"
-
-
-async def until(condition: Callable[[], bool], timeout_s: float = 20.0, what: str = "condition") -> None:
-    """Poll `condition` on the event loop until it holds; fail after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout_s} s")
-        await asyncio.sleep(0.02)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 20.0, what: str = "condition") -> None:
-    """Poll an async check until it holds; fail after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout_s} s")
-        await asyncio.sleep(0.1)
 
 
 @pytest.fixture
@@ -91,21 +72,14 @@ def running_service(
 
 
 @dataclass
-class ServiceProcess:
+class ServiceProcess(Process):
     """`python -m service run` with the recording handler; `records` are the ids it handled, from its file."""
 
-    process: asyncio.subprocess.Process
-    admin_url: str
-    record_file: Path
-    stderr_path: Path
+    record_file: Path = Path()
 
     def records(self) -> Counter[str]:
         """Every id the handler recorded as handled (with repeats), across restarts sharing the file."""
         return read_records(self.record_file)
-
-    async def exit_code(self, timeout_s: float) -> int:
-        """Wait for the process to exit."""
-        return await asyncio.wait_for(self.process.wait(), timeout_s)
 
 
 def read_records(record_file: Path) -> Counter[str]:
@@ -134,27 +108,10 @@ def service_env(queue_url: str, record_file: Path, **extra: str) -> dict[str, st
 
 @asynccontextmanager
 async def service_process(env: dict[str, str], stderr_path: Path) -> AsyncIterator[ServiceProcess]:
-    """Start the service process; yields once it printed its admin URL; killed at the end if still running."""
-    with stderr_path.open("ab") as stderr:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "service", "run", cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=stderr
-        )
-    try:
-        admin_url = await asyncio.wait_for(_admin_url(process), 30)
-        yield ServiceProcess(process, admin_url, Path(env["RELIABILITY_RECORD_FILE"]), stderr_path)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-
-
-async def _admin_url(process: asyncio.subprocess.Process) -> str:
-    assert process.stdout is not None
-    while True:
-        line = (await process.stdout.readline()).decode()
-        assert line, "the service exited before printing its admin URL"
-        if "admin API:" in line:
-            return line.split()[2]
+    """Start the service process with the recording handler; yields once it printed its admin URL."""
+    async with start_process(env, stderr_path) as started:
+        record_file = Path(env["RELIABILITY_RECORD_FILE"])
+        yield ServiceProcess(started.process, started.client, started.stdout, stderr_path, record_file)
 
 
 async def get_json(url: str) -> tuple[int, Any]:

@@ -21,8 +21,8 @@ from schemathesis import Case, GenerationMode
 from service import Message
 from service.config import Settings
 
-from ..conftest import QueueFactory
-from .conftest import ROOT, eventually, running_service, service_env, service_process
+from ..conftest import QueueFactory, eventually
+from .conftest import ROOT, running_service, service_env, service_process
 from .fault_proxy import FaultProxy
 
 if TYPE_CHECKING:

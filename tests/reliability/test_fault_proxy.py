@@ -10,8 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from service.sqs_batch import error_from_exception
 
-from ..conftest import QueueFactory
-from .conftest import until
+from ..conftest import QueueFactory, until
 from .fault_proxy import Fault, FaultProxy
 
 if TYPE_CHECKING:

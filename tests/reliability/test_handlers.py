@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 
 from service import ExponentialRetryPolicy, Message, Server
 
-from ..conftest import QueueFactory, dead_letter_queue_of, queue_counts, send_messages
-from .conftest import eventually, until
+from ..conftest import QueueFactory, dead_letter_queue_of, eventually, queue_counts, send_messages, until
 from .invariants import Ledger, LedgerObserver, body_for, check, collect_state, id_of, make_ids
 
 if TYPE_CHECKING:

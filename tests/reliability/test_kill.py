@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..conftest import QueueFactory, queue_counts, send_messages
-from .conftest import eventually, read_records, service_env, service_process
+from ..conftest import QueueFactory, eventually, queue_counts, send_messages
+from .conftest import read_records, service_env, service_process
 from .invariants import body_for, check, collect_state, make_ids
 
 if TYPE_CHECKING:

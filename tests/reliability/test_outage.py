@@ -11,9 +11,9 @@ from service import Message
 from service.config import Settings
 from service.runtime import Hooks
 
-from ..conftest import QueueFactory, send_messages
+from ..conftest import QueueFactory, send_messages, until
 from ..test_service_e2e import Running
-from .conftest import running_service, until
+from .conftest import running_service
 from .fault_proxy import FaultProxy
 from .invariants import Ledger, body_for, check, collect_state, make_ids
 

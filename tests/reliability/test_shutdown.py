@@ -14,8 +14,8 @@ from service import Message, Server
 from service.config import Settings
 from service.runtime import Hooks
 
-from ..conftest import QueueFactory, queue_counts, send_messages
-from .conftest import eventually, read_records, running_service, service_env, service_process, until
+from ..conftest import QueueFactory, eventually, queue_counts, send_messages, until
+from .conftest import read_records, running_service, service_env, service_process
 from .fault_proxy import FaultProxy
 from .invariants import Ledger, body_for, check, collect_state, id_of, make_ids
 

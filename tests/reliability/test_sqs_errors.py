@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 from service import DeleteError, ExponentialRetryPolicy, Message, MQError, Publisher, Server
 from service.sqs_batch import DEFAULT_BATCH_ATTEMPTS
 
-from ..conftest import QueueFactory, queue_counts, send_messages
-from .conftest import eventually, until
+from ..conftest import QueueFactory, eventually, queue_counts, send_messages, until
 from .fault_proxy import Fault, FaultProxy
 from .invariants import Ledger, body_for, check, collect_state, make_ids
 
