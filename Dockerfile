@@ -20,7 +20,7 @@ COPY handlers ./handlers
 RUN /opt/venv/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
     && /opt/venv/bin/pip install --no-cache-dir /wheels/*.whl \
     && /opt/venv/bin/pip uninstall --yes pip \
-    && /opt/venv/bin/python -c "import importlib.util as u, service.cli; assert u.find_spec('moto') is None"
+    && /opt/venv/bin/python -c "import importlib.util as u, service.app.cli; assert u.find_spec('moto') is None"
 
 FROM ${BASE_IMAGE}
 LABEL org.opencontainers.image.title="mq-service" \

@@ -16,10 +16,10 @@ import time
 from typing import Any
 
 from service import Message, Server
-from service.client import create_client, region_for
-from service.processors import PROCESSOR_NAMES
-from service.receiver import REQUIRED_ATTRIBUTE_NAMES
-from service.server import DEFAULT_ATTRIBUTE_NAMES, MAX_RECEIVE_LOOPS
+from service.consumer.processors import PROCESSOR_NAMES
+from service.consumer.receiver import REQUIRED_ATTRIBUTE_NAMES
+from service.consumer.server import DEFAULT_ATTRIBUTE_NAMES, MAX_RECEIVE_LOOPS
+from service.sqs.client import create_client, region_for
 
 from .measure import ApiCalls, Usage, emit, phase_result
 from .tracing import Instrumentation, TracingUnavailable

@@ -13,7 +13,7 @@ import asyncio
 from typing import Any
 
 from service import Publisher
-from service.client import create_client
+from service.sqs.client import create_client
 
 from .measure import ApiCalls, Usage, emit, phase_result
 

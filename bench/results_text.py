@@ -50,7 +50,7 @@ at once, so this only matters when the queue is empty), `max_number_of_messages=
 `visibility_timeout=30`, and the default deletion interval of 10 s with batches of 10. The deletion interval
 does not slow a busy consumer: a batch goes out as soon as 10 messages are handled, and only a partial batch
 waits for the interval. N is a multiple of 10, so the last batch is full too. The client is the service's own
-(`service.client.create_client`, botocore retries off). Handlers: no-op `async def`, or `asyncio.sleep(0.02)`
+(`service.sqs.client.create_client`, botocore retries off). Handlers: no-op `async def`, or `asyncio.sleep(0.02)`
 for I/O. Partitioned scenarios carry a `partition_key` String attribute, 100 keys round-robin.
 """
 

@@ -1,7 +1,37 @@
 """mq-service: consume SQS queues with a bounded asyncio pipeline; publish to them in batches."""
 
-from .backoff import Backoff
-from .errors import (
+from service.aio.backoff import Backoff
+from service.consumer.group import ServerGroup
+from service.consumer.handler import Handler, SyncHandler
+from service.consumer.health import Health, ShutdownSummary
+from service.consumer.message import MESSAGE_ATTRIBUTE_NAME_PARTITION_KEY, MESSAGE_ATTRIBUTE_NAME_ROUTE, Message
+from service.consumer.observer import PipelineObserver
+from service.consumer.processors import (
+    DEFAULT_UNBOUNDED_MAX_IN_FLIGHT,
+    BoundedProcessor,
+    PartitionedProcessor,
+    Processor,
+    UnboundedProcessor,
+)
+from service.consumer.retry import (
+    DEFAULT_RETRY_POLICY,
+    MAX_VISIBILITY_TIMEOUT,
+    ExponentialRetryPolicy,
+    Retry,
+    RetryPolicy,
+)
+from service.consumer.router import Router
+from service.consumer.server import (
+    DEFAULT_BATCH_DELETE_MAX_MESSAGES,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_DELETION_INTERVAL_S,
+    DEFAULT_MAX_NUMBER_OF_MESSAGES,
+    DEFAULT_SHUTDOWN_TIMEOUT_S,
+    DEFAULT_VISIBILITY_TIMEOUT,
+    DEFAULT_WAIT_TIME_SECONDS,
+    Server,
+)
+from service.errors import (
     ClosedError,
     ConfigError,
     DeleteError,
@@ -13,37 +43,13 @@ from .errors import (
     SQSError,
     VisibilityError,
 )
-from .group import ServerGroup
-from .handler import Handler, SyncHandler
-from .health import Health, ShutdownSummary
-from .message import MESSAGE_ATTRIBUTE_NAME_PARTITION_KEY, MESSAGE_ATTRIBUTE_NAME_ROUTE, Message
-from .observer import PipelineObserver
-from .processors import (
-    DEFAULT_UNBOUNDED_MAX_IN_FLIGHT,
-    BoundedProcessor,
-    PartitionedProcessor,
-    Processor,
-    UnboundedProcessor,
-)
-from .publish_entry import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, PublishOptions
-from .publisher import (
+from service.publishing.entry import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, PublishOptions
+from service.publishing.publisher import (
     DEFAULT_BATCH_MAX_MESSAGES,
     DEFAULT_PUBLISH_INTERVAL_S,
     OutputHandler,
     Publisher,
     PublishObserver,
-)
-from .retry import DEFAULT_RETRY_POLICY, MAX_VISIBILITY_TIMEOUT, ExponentialRetryPolicy, Retry, RetryPolicy
-from .router import Router
-from .server import (
-    DEFAULT_BATCH_DELETE_MAX_MESSAGES,
-    DEFAULT_CONCURRENCY,
-    DEFAULT_DELETION_INTERVAL_S,
-    DEFAULT_MAX_NUMBER_OF_MESSAGES,
-    DEFAULT_SHUTDOWN_TIMEOUT_S,
-    DEFAULT_VISIBILITY_TIMEOUT,
-    DEFAULT_WAIT_TIME_SECONDS,
-    Server,
 )
 
 __all__ = [

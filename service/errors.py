@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, TypeAlias
 
-from .retry import Retry
+MAX_VISIBILITY_TIMEOUT = 43200  # 12 hours: SQS's limit, counted from the message's first receipt
 
 # Error codes SQS uses for conditions that go away by themselves; anything else is final.
 TRANSIENT_CODES = frozenset(
@@ -73,6 +73,16 @@ class SQSError(MQError):
             sender_fault=bool(entry.get("SenderFault", True)),
             operation=operation,
         )
+
+
+class Retry(Exception):
+    """Raise from a handler to fail the message and choose its next visibility delay yourself."""
+
+    def __init__(self, delay_s: int, reason: str = "") -> None:
+        if not 0 <= delay_s <= MAX_VISIBILITY_TIMEOUT:
+            raise ConfigError("delay_s", delay_s, f"an integer from 0 to {MAX_VISIBILITY_TIMEOUT}")
+        super().__init__(reason or f"retry in {delay_s}s")
+        self.delay_s = delay_s
 
 
 class ReceiveError(MQError):

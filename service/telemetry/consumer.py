@@ -10,10 +10,11 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
 
-from ..handler import Handler
-from ..message import Message
-from ..observer import PipelineObserver
-from ..retry import Retry
+from service.consumer.handler import Handler
+from service.consumer.message import Message
+from service.consumer.observer import PipelineObserver
+from service.consumer.retry import Retry
+
 from .metrics import ConsumerMetrics
 from .propagation import extract
 from .sqs_calls import ReceiveLinks

@@ -9,8 +9,9 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
-from ..errors import PublishError
-from ..publisher import PublishObserver
+from service.errors import PublishError
+from service.publishing.publisher import PublishObserver
+
 from .metrics import PublishMetrics
 from .propagation import inject
 

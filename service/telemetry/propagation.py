@@ -11,7 +11,7 @@ from opentelemetry.propagators.aws import AwsXRayPropagator
 from opentelemetry.propagators.textmap import Getter, Setter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from ..message import Message
+from service.consumer.message import Message
 
 MAX_MESSAGE_ATTRIBUTES = 10
 _W3C = TraceContextTextMapPropagator()

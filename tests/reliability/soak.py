@@ -34,9 +34,10 @@ from typing import Any
 import httpx
 
 from service import Message, PipelineObserver, Retry
-from service.client import create_client
-from service.config import Settings
-from service.runtime import Hooks, Runtime
+from service.app.config import Settings
+from service.app.runtime import Runtime
+from service.sqs.client import create_client
+from service.telemetry.hooks import Hooks
 
 from .invariants import Report, body_for, check, collect_state, id_of, make_ids
 

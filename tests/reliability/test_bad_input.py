@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 from schemathesis import Case, GenerationMode
 
 from service import Message
-from service.config import Settings
+from service.app.config import Settings
+from tests.support.reliability import ROOT, running_service, service_env, service_process
+from tests.support.sqs import QueueFactory, eventually
 
-from ..conftest import QueueFactory, eventually
-from .conftest import ROOT, running_service, service_env, service_process
 from .fault_proxy import FaultProxy
 
 if TYPE_CHECKING:

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
-from service.sqs_batch import error_from_exception
+from service.sqs.batch import error_from_exception
+from tests.support.sqs import QueueFactory, until
 
-from ..conftest import QueueFactory, until
 from .fault_proxy import Fault, FaultProxy
 
 if TYPE_CHECKING:

@@ -8,8 +8,8 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from service import ExponentialRetryPolicy, Message, Server
+from tests.support.sqs import QueueFactory, dead_letter_queue_of, eventually, queue_counts, send_messages, until
 
-from ..conftest import QueueFactory, dead_letter_queue_of, eventually, queue_counts, send_messages, until
 from .invariants import Ledger, LedgerObserver, body_for, check, collect_state, id_of, make_ids
 
 if TYPE_CHECKING:

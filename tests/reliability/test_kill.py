@@ -7,8 +7,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..conftest import QueueFactory, eventually, queue_counts, send_messages
-from .conftest import read_records, service_env, service_process
+from tests.support.reliability import read_records, service_env, service_process
+from tests.support.sqs import QueueFactory, eventually, queue_counts, send_messages
+
 from .invariants import body_for, check, collect_state, make_ids
 
 if TYPE_CHECKING:

@@ -8,12 +8,12 @@ import time
 from typing import TYPE_CHECKING
 
 from service import Message
-from service.config import Settings
-from service.runtime import Hooks
+from service.app.config import Settings
+from service.telemetry.hooks import Hooks
+from tests.support.reliability import running_service
+from tests.support.runtime import Running
+from tests.support.sqs import QueueFactory, send_messages, until
 
-from ..conftest import QueueFactory, send_messages, until
-from ..test_service_e2e import Running
-from .conftest import running_service
 from .fault_proxy import FaultProxy
 from .invariants import Ledger, body_for, check, collect_state, make_ids
 

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 import pytest
 
 from service import Message, Server
-from service.config import Settings
-from service.runtime import Hooks
+from service.app.config import Settings
+from service.telemetry.hooks import Hooks
+from tests.support.reliability import read_records, running_service, service_env, service_process
+from tests.support.sqs import QueueFactory, eventually, queue_counts, send_messages, until
 
-from ..conftest import QueueFactory, eventually, queue_counts, send_messages, until
-from .conftest import read_records, running_service, service_env, service_process
 from .fault_proxy import FaultProxy
 from .invariants import Ledger, body_for, check, collect_state, id_of, make_ids
 

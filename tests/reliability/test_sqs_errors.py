@@ -7,9 +7,9 @@ import itertools
 from typing import TYPE_CHECKING
 
 from service import DeleteError, ExponentialRetryPolicy, Message, MQError, Publisher, Server
-from service.sqs_batch import DEFAULT_BATCH_ATTEMPTS
+from service.sqs.batch import DEFAULT_BATCH_ATTEMPTS
+from tests.support.sqs import QueueFactory, eventually, queue_counts, send_messages, until
 
-from ..conftest import QueueFactory, eventually, queue_counts, send_messages, until
 from .fault_proxy import Fault, FaultProxy
 from .invariants import Ledger, body_for, check, collect_state, make_ids
 

@@ -1,0 +1,103 @@
+"""The `mq-service` command: `mq-service run` reads the configuration once, then runs the service."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import TextIO
+
+from service.app.config import ENV_VARIABLES, Settings, flag_for, load_handler
+from service.app.logs import setup_logging
+from service.app.runtime import Runtime
+from service.consumer.handler import Handler, SyncHandler
+from service.errors import ConfigError
+from service.sqs.local import LocalSQS
+from service.telemetry import Telemetry, TraceContextLogFilter
+from service.telemetry.hooks import Hooks, HooksFactory
+
+EXIT_CONFIG_ERROR = 2
+
+_log = logging.getLogger("service.cli")
+
+
+def parser() -> argparse.ArgumentParser:
+    """`mq-service run [--queue-url URL] [--concurrency N] ...`: every flag mirrors an MQ_* variable."""
+    main_parser = argparse.ArgumentParser(
+        prog="mq-service", description="A Kubernetes-native SQS consumer with an admin API."
+    )
+    commands = main_parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser(
+        "run",
+        help="run the service",
+        description="Run the service. Flags win over MQ_* environment variables. "
+        "With no queue URL, an embedded local SQS server is started.",
+    )
+    for variable in ENV_VARIABLES.values():
+        run.add_argument(flag_for(variable), dest=variable, metavar="VALUE", help=f"overrides {variable}")
+    return main_parser
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    hooks: Hooks | HooksFactory | None = None,
+) -> int:
+    """Entry point of the console script; returns the exit code (2 for a configuration error)."""
+    args = parser().parse_args(argv)
+    overrides = {name: value for name, value in vars(args).items() if name.startswith("MQ_") and value is not None}
+    try:
+        settings = Settings.from_env(os.environ if environ is None else environ, overrides)
+        handler = load_handler(settings.handler)
+    except ConfigError as exc:
+        return _config_error(exc)
+    telemetry = Telemetry.from_env(os.environ if environ is None else environ)
+    setup_logging(level=settings.log_level, log_format=settings.log_format, filters=[TraceContextLogFilter()])
+    telemetry.install()
+    try:
+        return asyncio.run(serve(settings, handler, hooks=hooks or telemetry.hooks))
+    except ConfigError as exc:
+        return _config_error(exc)
+    except Exception:
+        _log.exception("mq-service stopped on an error")
+        return 1
+    finally:
+        telemetry.shutdown()
+
+
+def _config_error(error: ConfigError) -> int:
+    print(f"mq-service: configuration error: {error}", file=sys.stderr)
+    return EXIT_CONFIG_ERROR
+
+
+async def serve(
+    settings: Settings,
+    handler: Handler | SyncHandler,
+    *,
+    hooks: Hooks | HooksFactory | None = None,
+    handle_signals: bool = True,
+    out: TextIO | None = None,
+) -> int:
+    """Run the service; with no queue URL configured, on an embedded local SQS server. Returns the exit code."""
+    if not settings.embedded:
+        runtime = Runtime(settings, handler, hooks=hooks, handle_signals=handle_signals, out=out)
+        return await runtime.run()
+    local = LocalSQS()
+    try:
+        await local.start()
+        runtime = Runtime(
+            settings,
+            handler,
+            queue_url=local.queue_url,
+            hooks=hooks,
+            handle_signals=handle_signals,
+            out=out,
+            notes=local.describe(),
+        )
+        return await runtime.run()
+    finally:
+        await asyncio.to_thread(local.stop)

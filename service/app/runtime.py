@@ -1,0 +1,287 @@
+"""The runtime: the Server, the Publisher and the admin API in one event loop; the one owner of signals and drain.
+
+Lifecycle: bind the admin socket, start the pipeline and the publisher, serve the admin API. A drain (from
+GET/POST /drain or the first SIGTERM/SIGINT) makes readiness fail at once, then shuts the Server down with
+`drain_timeout_s` (stop receiving, hand back un-started messages, finish or cancel running ones, flush
+deletions) together with the Publisher. After a drain started by /drain the process keeps serving the
+probes until SIGTERM (or exits at once with `exit_after_drain`). A second signal cancels the running
+handlers, so their messages are handed back and the drain finishes quickly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Any, TextIO
+
+import uvicorn
+
+from service.app.admin import create_app
+from service.app.config import Settings
+from service.consumer.handler import Handler, SyncHandler, as_handler
+from service.consumer.server import MAX_RECEIVE_LOOPS, Server
+from service.errors import ConfigError
+from service.publishing.publisher import Publisher
+from service.sqs.client import create_client
+from service.telemetry.hooks import Hooks, HooksFactory
+
+if TYPE_CHECKING:
+    from types_aiobotocore_sqs import SQSClient
+
+ADMIN_SHUTDOWN_TIMEOUT_S = 5
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+_log = logging.getLogger("service.runtime")
+
+
+class _AdminServer(uvicorn.Server):
+    """uvicorn without its signal handling: the Runtime owns SIGTERM and SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Capture nothing."""
+        yield
+
+
+class Runtime:
+    """Runs one consumer (Server), one Publisher and the admin API until drained and told to stop."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        handler: Handler | SyncHandler,
+        *,
+        queue_url: str | None = None,
+        hooks: Hooks | HooksFactory | None = None,
+        handle_signals: bool = True,
+        out: TextIO | None = None,
+        notes: Sequence[str] = (),
+    ) -> None:
+        self.settings = settings
+        self.queue_url = queue_url or settings.queue_url
+        self.publish_queue_url = settings.publish_queue_url or self.queue_url
+        if hooks is None or isinstance(hooks, Hooks):
+            self.hooks = hooks or Hooks()
+        else:
+            self.hooks = hooks(self.queue_url, self.publish_queue_url)
+        handler = as_handler(handler)
+        self._handler = handler if self.hooks.wrap_handler is None else self.hooks.wrap_handler(handler)
+        self.server, self.publisher = self._build(None, None)
+        self.admin_url = ""
+        self.crashed = False
+        self._handle_signals = handle_signals
+        self._out = out or sys.stdout
+        self._notes = list(notes)
+        self._signals = 0
+        self._drain_task: asyncio.Task[dict[str, Any]] | None = None
+        self._stop = asyncio.Event()
+        self._clients = AsyncExitStack()
+
+    @property
+    def draining(self) -> bool:
+        """True from the moment a drain was asked for: readiness fails from then on."""
+        return self._drain_task is not None
+
+    async def drain(self) -> dict[str, Any]:
+        """Drain once; concurrent and later calls wait for the same drain and get the same summary."""
+        if self._drain_task is None:
+            self._drain_task = asyncio.create_task(self._drain(), name="mq-service drain")
+        return await asyncio.shield(self._drain_task)
+
+    def stop(self) -> None:
+        """Drain (if not yet done) and exit, as SIGTERM does."""
+        self._on_signal(signal.SIGTERM)
+
+    async def run(self) -> int:
+        """Run until drained and stopped; returns the exit code (1 if the pipeline crashed)."""
+        sock = _bind(self.settings.admin_host, self.settings.admin_port)
+        try:
+            await self.start()
+            async with asyncio.TaskGroup() as tasks:
+                admin = await self._start_admin(tasks, sock)
+                watcher = tasks.create_task(self._watch_pipeline(), name="mq-service pipeline watch")
+                with self._signals_installed():
+                    self._announce()
+                    await self._stop.wait()
+                    await self.drain()
+                watcher.cancel()
+                admin.should_exit = True
+        finally:
+            sock.close()
+            await self.drain()  # a no-op after a drain; otherwise (start-up failed) stops what was started
+        _log.info("stopped", extra={"crashed": self.crashed})
+        return 1 if self.crashed else 0
+
+    async def start(self) -> None:
+        """Start the Server and the Publisher (on SQS clients given to `hooks.instrument_client`, if set)."""
+        if self.hooks.instrument_client is not None:
+            self.server, self.publisher = self._build(
+                await self._client(self.queue_url, MAX_RECEIVE_LOOPS + 16), await self._client(self.publish_queue_url)
+            )
+        await self.server.start()
+        await self.publisher.start()
+
+    def _build(self, server_client: SQSClient | None, publish_client: SQSClient | None) -> tuple[Server, Publisher]:
+        """The Server and the Publisher; without a client each creates (and closes) its own."""
+        settings = self.settings
+        server = Server(
+            self.queue_url,
+            self._handler,
+            client=server_client,
+            concurrency=settings.concurrency,
+            processor=settings.processor,
+            max_number_of_messages=settings.max_number_of_messages,
+            wait_time_seconds=settings.wait_time_seconds,
+            visibility_timeout=settings.visibility_timeout,
+            deletion_interval_s=settings.deletion_interval_s,
+            visibility_heartbeat=settings.visibility_heartbeat,
+            observer=self.hooks.observer,
+            middleware=self.hooks.server_middleware,
+        )
+        publisher = Publisher(
+            self.publish_queue_url,
+            client=publish_client,
+            publish_interval_s=settings.publish_interval_s,
+            observer=self.hooks.publish_observer,
+        )
+        return server, publisher
+
+    async def _client(self, queue_url: str, max_pool_connections: int = 20) -> SQSClient:
+        client = await self._clients.enter_async_context(
+            create_client(queue_url, max_pool_connections=max_pool_connections)
+        )
+        assert self.hooks.instrument_client is not None
+        self.hooks.instrument_client(client)
+        return client
+
+    async def _start_admin(self, tasks: asyncio.TaskGroup, sock: socket.socket) -> uvicorn.Server:
+        app = create_app(self, metrics=self.hooks.metrics)
+        config = uvicorn.Config(
+            app if self.hooks.wrap_asgi is None else self.hooks.wrap_asgi(app),
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=ADMIN_SHUTDOWN_TIMEOUT_S,
+        )
+        admin = _AdminServer(config)
+        serving = tasks.create_task(admin.serve(sockets=[sock]), name="mq-service admin")
+        while not admin.started:  # uvicorn offers no event for this; start-up takes milliseconds
+            if serving.done():
+                raise RuntimeError("the admin API failed to start")
+            await asyncio.sleep(0.01)
+        host, port = sock.getsockname()[:2]
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        self.admin_url = f"http://{shown}:{port}"
+        _log.info("admin API listening", extra={"admin_url": self.admin_url, "host": host, "port": port})
+        return admin
+
+    def _announce(self) -> None:
+        settings = self.settings
+        lines = [
+            "mq-service is running",
+            f"  admin API:      {self.admin_url}  (/healthz /readyz /status /publish /drain /openapi.json)",
+            f"  queue:          {self.queue_url}",
+            f"  publish queue:  {self.publish_queue_url}",
+            f"  handler:        {settings.handler}",
+            *self._notes,
+            "  publish a message:",
+            f"    {publish_command(self.admin_url, token=settings.admin_token is not None)}",
+        ]
+        print("\n".join(lines), file=self._out, flush=True)
+        _log.info("running", extra={"admin_url": self.admin_url, "settings": settings.summary()})
+
+    async def _drain(self) -> dict[str, Any]:
+        _log.info("drain started", extra={"in_flight": self.server.in_flight})
+        timeout_s = self.settings.drain_timeout_s
+        try:
+            pipeline, _ = await asyncio.gather(self._shutdown_server(timeout_s), self._shutdown_publisher(timeout_s))
+        finally:
+            await self._clients.aclose()
+        summary = {"server": pipeline, "publisher": self.publisher.stats()}
+        _log.info("drained", extra=summary)
+        if self.settings.exit_after_drain or self._signals:
+            self._stop.set()
+        elif self.admin_url:
+            _log.info("drained: waiting for SIGTERM")
+        return summary
+
+    async def _shutdown_server(self, timeout_s: float) -> dict[str, Any]:
+        try:
+            return (await self.server.shutdown(timeout_s)).as_dict()
+        except BaseException as exc:  # the pipeline had crashed: shutdown re-raises why
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            health = self.server.health
+            counts = {name: getattr(health, name) for name in ("handled", "failed", "deleted", "released")}
+            return {**counts, "crashed": repr(exc)}
+
+    async def _shutdown_publisher(self, timeout_s: float) -> None:
+        try:
+            await self.publisher.shutdown(timeout_s)
+        except Exception:  # its batch loop had crashed: shutdown re-raises why
+            _log.exception("the publisher had stopped on an error")
+
+    async def _watch_pipeline(self) -> None:
+        try:
+            await self.server.wait()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self.crashed = True
+            _log.error("the message pipeline crashed; /healthz reports it", exc_info=exc)
+
+    @contextlib.contextmanager
+    def _signals_installed(self) -> Iterator[None]:
+        if not self._handle_signals:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        for signum in _SIGNALS:
+            loop.add_signal_handler(signum, self._on_signal, signum)
+        try:
+            yield
+        finally:
+            for signum in _SIGNALS:
+                loop.remove_signal_handler(signum)
+
+    def _on_signal(self, signum: int) -> None:
+        self._signals += 1
+        name = signal.Signals(signum).name
+        if self._signals == 1:
+            _log.info("%s: draining, then exiting (send it again to stop at once)", name)
+            if self._drain_task is None:
+                self._drain_task = asyncio.create_task(self._drain(), name="mq-service drain")
+            elif self._drain_task.done():
+                self._stop.set()
+        elif self._signals == 2:
+            _log.warning("%s again: cancelling running handlers; their messages go back to the queue", name)
+            self.server.hurry()
+
+
+def publish_command(admin_url: str, *, token: bool) -> str:
+    """A curl command that publishes a message to the example handler's `hello` route."""
+    auth = ' -H "Authorization: Bearer $MQ_ADMIN_TOKEN"' if token else ""
+    body = """'{"route": "hello", "body": "hi"}'"""
+    return f"curl -sS -X POST {admin_url}/publish -H 'Content-Type: application/json'{auth} -d {body}"
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The admin API's listening socket, bound before anything starts, so a taken port fails fast."""
+    sock: socket.socket | None = None
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        if sock is not None:
+            sock.close()
+        raise ConfigError("MQ_ADMIN_HOST/MQ_ADMIN_PORT", f"{host}:{port}", f"an address free to bind ({exc})") from exc
+    return sock

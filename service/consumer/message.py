@@ -1,0 +1,118 @@
+"""Message: one received SQS message and what the pipeline knows about it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from service.consumer.retry import DEFAULT_RETRY_POLICY, MAX_VISIBILITY_TIMEOUT, RetryPolicy
+
+if TYPE_CHECKING:
+    from types_aiobotocore_sqs.type_defs import MessageTypeDef
+
+MESSAGE_ATTRIBUTE_NAME_ROUTE = "route"
+MESSAGE_ATTRIBUTE_NAME_PARTITION_KEY = "partition_key"
+
+# Seconds kept in hand below SQS's 12-hour limit, for clock skew between us and SQS.
+_VISIBILITY_LIMIT_MARGIN_S = 60
+
+VisibilityChanger = Callable[["Message", int], Awaitable[None]]
+
+
+class Message:
+    """One received SQS message.
+
+    `visibility_deadline` is the monotonic time at which SQS makes the message visible again
+    unless it is deleted or its visibility is changed first.
+    """
+
+    __slots__ = ("_change_visibility", "queue_url", "raw", "received_at", "retry_policy", "visibility_deadline")
+
+    def __init__(
+        self,
+        queue_url: str,
+        raw: MessageTypeDef | Mapping[str, Any],
+        *,
+        visibility_timeout: int,
+        retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY,
+        change_visibility: VisibilityChanger | None = None,
+    ) -> None:
+        self.queue_url = queue_url
+        self.raw: Mapping[str, Any] = raw
+        self.retry_policy = retry_policy
+        self.received_at = time.monotonic()
+        self.visibility_deadline = self.received_at + visibility_timeout
+        self._change_visibility = change_visibility
+
+    def __repr__(self) -> str:
+        return f"Message(message_id={self.message_id!r}, receive_count={self.receive_count})"
+
+    @property
+    def message_id(self) -> str:
+        """The SQS MessageId."""
+        return str(self.raw["MessageId"])
+
+    @property
+    def receipt_handle(self) -> str:
+        """The handle of this receipt, needed to delete the message or change its visibility."""
+        return str(self.raw["ReceiptHandle"])
+
+    @property
+    def body(self) -> str:
+        """The message body."""
+        return str(self.raw.get("Body", ""))
+
+    @property
+    def attributes(self) -> Mapping[str, str]:
+        """System attributes (SentTimestamp, ApproximateReceiveCount, MessageGroupId, AWSTraceHeader...)."""
+        attributes: Mapping[str, str] = self.raw.get("Attributes", {})
+        return attributes
+
+    @property
+    def message_attributes(self) -> Mapping[str, Mapping[str, Any]]:
+        """Message attributes as SQS returns them: name -> {DataType, StringValue | BinaryValue}."""
+        attributes: Mapping[str, Mapping[str, Any]] = self.raw.get("MessageAttributes", {})
+        return attributes
+
+    @property
+    def receive_count(self) -> int:
+        """How many times SQS has delivered this message, this receipt included."""
+        return int(self.attributes.get("ApproximateReceiveCount", 1))
+
+    @property
+    def route(self) -> str | None:
+        """The `route` message attribute, which the Router dispatches on."""
+        return self.string_attribute(MESSAGE_ATTRIBUTE_NAME_ROUTE)
+
+    @property
+    def partition_key(self) -> str | None:
+        """The `partition_key` message attribute, which the partitioned processor groups by."""
+        return self.string_attribute(MESSAGE_ATTRIBUTE_NAME_PARTITION_KEY)
+
+    @property
+    def group_id(self) -> str | None:
+        """The MessageGroupId of a FIFO queue's message."""
+        return self.attributes.get("MessageGroupId")
+
+    def string_attribute(self, name: str) -> str | None:
+        """The string value of message attribute `name`, or None when absent."""
+        value = self.message_attributes.get(name)
+        if value is None:
+            return None
+        string = value.get("StringValue")
+        return None if string is None else str(string)
+
+    def max_visibility_s(self) -> int:
+        """The longest visibility timeout SQS still accepts: 12 hours from the first receipt, less time spent."""
+        first_ms = self.attributes.get("ApproximateFirstReceiveTimestamp")
+        if first_ms is None:
+            return MAX_VISIBILITY_TIMEOUT - _VISIBILITY_LIMIT_MARGIN_S
+        elapsed_s = max(0.0, time.time() - int(first_ms) / 1000)
+        return max(0, int(MAX_VISIBILITY_TIMEOUT - elapsed_s) - _VISIBILITY_LIMIT_MARGIN_S)
+
+    async def change_visibility(self, seconds: int) -> None:
+        """Make the message visible again in `seconds` (capped to SQS's 12-hour limit), right now."""
+        if self._change_visibility is None:
+            raise RuntimeError("this message is not attached to a Server")
+        await self._change_visibility(self, seconds)

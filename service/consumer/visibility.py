@@ -1,0 +1,119 @@
+"""Visibility changes: retry delays and hand-backs in batches, heartbeat extensions, SQS's 12-hour cap."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Collection, Container
+from typing import TYPE_CHECKING, Any, Literal
+
+from service.aio.batcher import Batcher
+from service.consumer.message import Message
+from service.consumer.observer import PipelineObserver
+from service.errors import MQError, VisibilityError
+from service.sqs.batch import call_batch, error_from_exception
+
+if TYPE_CHECKING:
+    from types_aiobotocore_sqs import SQSClient
+
+Reason = Literal["retry", "release", "extend"]
+_OPERATION = "ChangeMessageVisibilityBatch"
+# Retry delays and hand-backs wait at most this long for companions in a batch.
+_CHANGE_BATCH_WAIT_S = 0.2
+
+
+class Visibility:
+    """Owns every visibility change of one queue's messages; each change is capped by `Message.max_visibility_s`."""
+
+    def __init__(
+        self,
+        client: SQSClient,
+        queue_url: str,
+        *,
+        visibility_timeout: int,
+        observer: PipelineObserver,
+        on_error: Callable[[MQError], None],
+    ) -> None:
+        self._client = client
+        self._queue_url = queue_url
+        self._visibility_timeout = visibility_timeout
+        self._observer = observer
+        self._on_error = on_error
+        self._outstanding: Callable[[], Container[Message]] = tuple
+        # One batch at a time, so changes to one message reach SQS in the order they were made
+        # (an extension must never land after that message's hand-back).
+        self._batcher: Batcher[tuple[Message, int, Reason]] = Batcher(
+            self._change_batch, max_entries=10, max_wait_s=_CHANGE_BATCH_WAIT_S, max_in_flight=1
+        )
+
+    def schedule(self, message: Message, seconds: int, reason: Reason) -> None:
+        """Queue a change for the next batch (never waits: the pipeline's in-flight limit bounds it)."""
+        self._batcher.put_nowait((message, min(max(seconds, 0), message.max_visibility_s()), reason))
+
+    async def change_now(self, message: Message, seconds: int) -> None:
+        """Change one message's visibility at once (Message.change_visibility)."""
+        seconds = min(max(seconds, 0), message.max_visibility_s())
+        asked_at = time.monotonic()
+        try:
+            await self._client.change_message_visibility(
+                QueueUrl=self._queue_url, ReceiptHandle=message.receipt_handle, VisibilityTimeout=seconds
+            )
+        except Exception as exc:
+            raise VisibilityError(message.message_id, error_from_exception(exc, "ChangeMessageVisibility")) from exc
+        message.visibility_deadline = asked_at + seconds
+
+    async def run(self) -> None:
+        """Send change batches until closed; flushes everything before returning."""
+        await self._batcher.run()
+
+    def close(self) -> None:
+        """Accept no more changes and flush."""
+        self._batcher.close()
+
+    async def heartbeat(self, outstanding: Callable[[], Collection[Message]]) -> None:
+        """Extend messages about to become visible again while they wait or run (runs until cancelled).
+
+        Every `visibility_timeout / 4` seconds, messages with less than half their timeout left get a
+        fresh `visibility_timeout`, so a long handler is not redelivered to another consumer meanwhile.
+        """
+        self._outstanding = outstanding
+        tick_s = max(0.1, self._visibility_timeout / 4)
+        threshold_s = self._visibility_timeout / 2
+        while True:
+            await asyncio.sleep(tick_s)
+            due_by = time.monotonic() + threshold_s
+            for message in list(outstanding()):
+                if message.visibility_deadline <= due_by:
+                    self.schedule(message, self._visibility_timeout, "extend")
+
+    async def _change_batch(self, batch: list[tuple[Message, int, Reason]]) -> None:
+        # The last change of a message wins; extensions of messages settled meanwhile are dropped.
+        outstanding = self._outstanding()
+        latest = {change[0].receipt_handle: change for change in batch}
+        changes = [c for c in latest.values() if c[2] != "extend" or c[0] in outstanding]
+        if not changes:
+            return
+        entries = [
+            {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": seconds}
+            for i, (m, seconds, _) in enumerate(changes)
+        ]
+        asked_at = time.monotonic()
+        result = await call_batch(self._call, entries, operation=_OPERATION)
+        released: list[Message] = []
+        for i, (message, seconds, reason) in enumerate(changes):
+            if str(i) not in result.succeeded:
+                self._on_error(VisibilityError(message.message_id, result.failed[str(i)]))
+                continue
+            message.visibility_deadline = asked_at + seconds
+            if reason == "release":
+                released.append(message)
+            elif reason == "extend":
+                self._observer.visibility_extended([message], seconds)
+        if released:
+            self._observer.released(released)
+
+    async def _call(self, entries: list[dict[str, Any]]) -> Any:
+        return await self._client.change_message_visibility_batch(
+            QueueUrl=self._queue_url,
+            Entries=entries,  # type: ignore[arg-type]
+        )

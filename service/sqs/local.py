@@ -1,0 +1,89 @@
+"""An embedded SQS-compatible server (moto) on loopback, for running the service with no queue configured."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from service.errors import ConfigError
+from service.sqs.client import create_client
+
+QUEUE_NAME = "mq-service"
+DEAD_LETTER_QUEUE_NAME = "mq-service-dlq"
+MAX_RECEIVE_COUNT = 3
+REGION = "us-east-1"
+# moto accepts any credentials; these make sure no real AWS credentials are sent to the local server.
+_TEST_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+_ENV_KEYS = ("AWS_ENDPOINT_URL_SQS", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_SESSION_TOKEN")
+
+_log = logging.getLogger("service.local_sqs")
+
+
+@dataclass
+class LocalSQS:
+    """A moto server in a thread of this process, with a queue and its dead-letter queue.
+
+    While it runs, this process's AWS environment (endpoint, test credentials, region) points at it.
+    """
+
+    endpoint: str = ""
+    queue_url: str = ""
+    dead_letter_queue_url: str = ""
+    _server: Any = None
+    _saved: dict[str, str | None] = field(default_factory=dict)
+
+    async def start(self) -> None:
+        """Start the server, point this process's AWS environment at it, create the queues."""
+        try:
+            from moto.server import ThreadedMotoServer  # noqa: PLC0415 - an optional dependency
+        except ImportError as exc:
+            raise ConfigError(
+                "MQ_QUEUE_URL", "", "a queue URL, or install the embedded SQS server: pip install 'mq-service[local]'"
+            ) from exc
+        for name in ("werkzeug", "moto"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        self._saved = {key: os.environ.get(key) for key in _ENV_KEYS}
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+        os.environ.update(AWS_ENDPOINT_URL_SQS=self.endpoint, AWS_REGION=REGION, **_TEST_CREDENTIALS)
+        await self._create_queues()
+        _log.info("local SQS server started", extra={"endpoint": self.endpoint, "queue_url": self.queue_url})
+
+    def describe(self) -> list[str]:
+        """Lines for the start-up banner: where the local server and its queues are."""
+        return [
+            f"  local SQS:      {self.endpoint}  (embedded; state is lost when the service stops)",
+            f"  dead letters:   {self.dead_letter_queue_url}  (after {MAX_RECEIVE_COUNT} receives)",
+            f"  AWS CLI:        AWS_ENDPOINT_URL_SQS={self.endpoint} AWS_ACCESS_KEY_ID=test "
+            f"AWS_SECRET_ACCESS_KEY=test AWS_REGION={REGION} aws sqs ...",
+        ]
+
+    def stop(self) -> None:
+        """Stop the server and restore the AWS environment."""
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        for key, value in self._saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+    async def _create_queues(self) -> None:
+        async with create_client() as client:
+            self.dead_letter_queue_url = (await client.create_queue(QueueName=DEAD_LETTER_QUEUE_NAME))["QueueUrl"]
+            attributes = await client.get_queue_attributes(
+                QueueUrl=self.dead_letter_queue_url, AttributeNames=["QueueArn"]
+            )
+            redrive = {
+                "deadLetterTargetArn": attributes["Attributes"]["QueueArn"],
+                "maxReceiveCount": MAX_RECEIVE_COUNT,
+            }
+            created = await client.create_queue(QueueName=QUEUE_NAME, Attributes={"RedrivePolicy": json.dumps(redrive)})
+            self.queue_url = created["QueueUrl"]

@@ -1,0 +1,39 @@
+"""Hooks: where telemetry plugs into the service; the app takes them in, telemetry fills them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from service.consumer.handler import Handler
+from service.consumer.observer import PipelineObserver
+from service.consumer.server import Middleware as ServerMiddleware
+from service.publishing.publisher import PublishObserver
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+    from types_aiobotocore_sqs import SQSClient
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """Where telemetry plugs in; every hook is optional.
+
+    `observer` and `publish_observer` see what happens to messages; `server_middleware` wraps the Server's
+    handling step and `wrap_handler` the handler itself; `instrument_client` gets each SQS client the
+    runtime creates; `metrics` renders the metrics for `GET /metrics` as (body, content type); `wrap_asgi`
+    wraps the admin app (HTTP server spans).
+    """
+
+    observer: PipelineObserver | None = None
+    publish_observer: PublishObserver | None = None
+    server_middleware: ServerMiddleware | None = None
+    wrap_handler: Callable[[Handler], Handler] | None = None
+    instrument_client: Callable[[SQSClient], None] | None = None
+    metrics: Callable[[], tuple[bytes, str]] | None = None
+    wrap_asgi: Callable[[ASGIApp], ASGIApp] | None = None
+
+
+HooksFactory = Callable[[str, str], Hooks]
+"""Builds the Hooks once the queue URLs are known (queue_url, publish_queue_url): in embedded mode, only at run."""
