@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeAlias, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 
 from service.aio.backoff import Backoff
 from service.aio.batcher import Batcher
@@ -24,6 +24,7 @@ from service.publishing.entry import (
     check_size,
     checked_entry,
 )
+from service.publishing.observer import OutputHandler, PublishObserver
 from service.sqs.batch import DEFAULT_BATCH_ATTEMPTS, DEFAULT_BATCH_BACKOFF, BatchResult, call_batch
 from service.sqs.client import create_client
 
@@ -38,22 +39,6 @@ DEFAULT_PUBLISH_SHUTDOWN_TIMEOUT_S = 10.0
 
 _OPERATION = "SendMessageBatch"
 _log = logging.getLogger("service.publisher")
-
-OutputHandler: TypeAlias = Callable[[list[dict[str, Any]], BatchResult], None]
-"""Called with each batch's request entries (Id included) and its outcome, keyed by those Ids."""
-
-
-class PublishObserver:
-    """Per-message hooks (tracing uses them); every hook is a no-op here. Hooks must not block."""
-
-    def enqueued(self, entry: dict[str, Any]) -> None:
-        """`publish` accepted `entry`; called in the caller's context. May add message attributes (at most 10)."""
-
-    def published(self, entry: dict[str, Any], message_id: str) -> None:
-        """SQS stored the message as `message_id`."""
-
-    def failed(self, entry: dict[str, Any], error: PublishError) -> None:
-        """The message was not published."""
 
 
 @dataclass(eq=False)
