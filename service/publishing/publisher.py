@@ -52,7 +52,8 @@ class Publisher(Runner[None]):
     """Publishes messages to one SQS queue with SendMessageBatch, and reports each message's fate to its caller.
 
     Messages are buffered and sent when a batch holds `batch_max_messages` entries or 1 MiB of bodies and
-    attributes, or when its oldest message has waited `publish_interval_s`. Up to `max_in_flight_batches`
+    attributes, or when its oldest message has waited `publish_interval_s`; while no batch is in flight, a
+    partial batch goes out at once (a lone caller does not wait for companions). Up to `max_in_flight_batches`
     batches are in flight at once on a standard queue. A FIFO queue sends **one batch at a time**, so
     messages of a group reach SQS in the order they were published; within a batch, SQS keeps the
     entries' order. (A per-entry transient failure retried after later entries of its group succeeded can
@@ -107,6 +108,7 @@ class Publisher(Runner[None]):
             max_in_flight=in_flight,
             max_bytes=MAX_BATCH_BYTES,
             size_of=lambda pending: pending.size,
+            send_when_idle=True,
         )
         self._unsettled: set[_Pending] = set()
         self._room = Waiters()  # publish calls waiting for buffer room
