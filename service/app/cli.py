@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TextIO
 
 from service.app.config import ENV_VARIABLES, Settings, flag_for, load_handler
@@ -15,7 +16,7 @@ from service.app.logs import setup_logging
 from service.app.runtime import Runtime
 from service.consumer.handler import Handler, SyncHandler
 from service.errors import ConfigError
-from service.sqs.local import LocalSQS
+from service.sqs.local import BUCKET_NAME, LocalSQS
 from service.telemetry import Telemetry, TraceContextLogFilter
 from service.telemetry.hooks import Hooks, HooksFactory
 
@@ -86,11 +87,11 @@ async def serve(
     if not settings.embedded:
         runtime = Runtime(settings, handler, hooks=hooks, handle_signals=handle_signals, out=out)
         return await runtime.run()
-    local = LocalSQS()
+    local = LocalSQS(bucket=settings.s3_bucket or BUCKET_NAME)
     try:
         await local.start()
         runtime = Runtime(
-            settings,
+            replace(settings, s3_bucket=local.bucket),  # large payloads on, in the local server's bucket
             handler,
             queue_url=local.queue_url,
             hooks=hooks,

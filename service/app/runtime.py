@@ -27,6 +27,7 @@ from service.app.config import Settings
 from service.consumer.handler import Handler, SyncHandler, as_handler
 from service.consumer.server import MAX_RECEIVE_LOOPS, Server
 from service.errors import ConfigError
+from service.payloads.payloads import S3Payloads
 from service.publishing.publisher import Publisher
 from service.sqs.client import create_client
 from service.telemetry.hooks import Hooks, HooksFactory
@@ -72,6 +73,7 @@ class Runtime:
             self.hooks = hooks(self.queue_url, self.publish_queue_url)
         handler = as_handler(handler)
         self._handler = handler if self.hooks.wrap_handler is None else self.hooks.wrap_handler(handler)
+        self.payloads = _payloads(settings, self.hooks)
         self.server, self.publisher = self._build(None, None)
         self.admin_url = ""
         self.crashed = False
@@ -120,6 +122,8 @@ class Runtime:
 
     async def start(self) -> None:
         """Start the Server and the Publisher (on SQS clients given to `hooks.instrument_client`, if set)."""
+        if self.payloads is not None:  # closed with the clients, after the Server's last deletions
+            await self._clients.enter_async_context(self.payloads)
         if self.hooks.instrument_client is not None:
             self.server, self.publisher = self._build(
                 await self._client(self.queue_url, MAX_RECEIVE_LOOPS + 16), await self._client(self.publish_queue_url)
@@ -129,10 +133,10 @@ class Runtime:
 
     def _build(self, server_client: SQSClient | None, publish_client: SQSClient | None) -> tuple[Server, Publisher]:
         """The Server and the Publisher; without a client each creates (and closes) its own."""
-        settings = self.settings
+        settings, payloads = self.settings, self.payloads
         server = Server(
             self.queue_url,
-            self._handler,
+            self._handler if payloads is None else payloads.wrap_handler(self._handler),
             client=server_client,
             concurrency=settings.concurrency,
             processor=settings.processor,
@@ -141,7 +145,7 @@ class Runtime:
             visibility_timeout=settings.visibility_timeout,
             deletion_interval_s=settings.deletion_interval_s,
             visibility_heartbeat=settings.visibility_heartbeat,
-            observer=self.hooks.observer,
+            observer=self.hooks.observer if payloads is None else payloads.observe(self.hooks.observer),
             middleware=self.hooks.server_middleware,
         )
         publisher = Publisher(
@@ -149,6 +153,7 @@ class Runtime:
             client=publish_client,
             publish_interval_s=settings.publish_interval_s,
             observer=self.hooks.publish_observer,
+            offload=None if payloads is None else payloads.offloader,
         )
         return server, publisher
 
@@ -269,6 +274,22 @@ def publish_command(admin_url: str, *, token: bool) -> str:
     auth = ' -H "Authorization: Bearer $MQ_ADMIN_TOKEN"' if token else ""
     body = """'{"route": "hello", "body": "hi"}'"""
     return f"curl -sS -X POST {admin_url}/publish -H 'Content-Type: application/json'{auth} -d {body}"
+
+
+def _payloads(settings: Settings, hooks: Hooks) -> S3Payloads | None:
+    """Large payloads through S3, when MQ_S3_BUCKET is set."""
+    if not settings.s3_bucket:
+        return None
+    return S3Payloads(
+        settings.s3_bucket,
+        prefix=settings.s3_prefix,
+        threshold_bytes=settings.s3_threshold_bytes,
+        delete_payloads=settings.s3_delete_payloads,
+        legacy_attribute=settings.s3_legacy_attribute,
+        max_body_bytes=settings.s3_max_body_bytes,
+        instrument_client=hooks.instrument_s3_client,
+        observer=hooks.payload_observer,
+    )
 
 
 def _bind(host: str, port: int) -> socket.socket:
