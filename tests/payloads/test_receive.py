@@ -106,7 +106,7 @@ async def test_a_failing_handler_leaves_both_message_and_object(
     handler = Seen(fail=True)
     async with consuming(url, S3Payloads(bucket, client=s3), handler, []) as server:
         await until(lambda: server.health.failed >= 1, what="the handler failed")
-    assert handler.messages and handler.messages[0][0] == LARGE
+    assert handler.messages[0][0] == LARGE
     visible, in_flight = await queue_counts(sqs, url)
     assert visible + in_flight == 1
     assert await object_keys(s3, bucket) == [key]
@@ -157,7 +157,9 @@ async def test_malformed_pointer_fails_the_message_without_the_handler(
     assert handler.messages == []
     causes = {str(e.cause) for e in errors if isinstance(e, HandlerError)}
     assert any("not a JSON pointer" in cause for cause in causes)
-    assert any("unknown S3 pointer class 'com.example.Unknown'" in cause and f"s3://{bucket}/k" in cause for cause in causes)
+    assert any(
+        "unknown S3 pointer class 'com.example.Unknown'" in cause and f"s3://{bucket}/k" in cause for cause in causes
+    )
     visible, in_flight = await queue_counts(sqs, url)
     assert visible + in_flight == 2
 
