@@ -55,17 +55,17 @@ class Offloader:
         self._observer = observer or PayloadObserver()
 
     def needed(self, entry: Mapping[str, Any]) -> bool:
-        """True when this entry's body goes to S3."""
+        """True when this entry's body goes to S3; raises PublishError when it uses a reserved attribute name."""
+        reserved = size_attribute_of(entry.get("MessageAttributes") or {})
+        if reserved is not None:
+            raise invalid("InvalidParameterValue", f"message attribute {reserved!r} is reserved for S3 payloads")
         return self.threshold_bytes == 0 or entry_size(entry) > self.threshold_bytes
 
     async def __call__(self, entry: dict[str, Any]) -> dict[str, Any]:
         """The entry to send: `entry` itself when small enough, else a pointer to its body, stored in S3."""
-        attributes: dict[str, Any] = entry.get("MessageAttributes") or {}
-        reserved = size_attribute_of(attributes)
-        if reserved is not None:
-            raise invalid("InvalidParameterValue", f"message attribute {reserved!r} is reserved for S3 payloads")
         if not self.needed(entry):
             return entry
+        attributes: dict[str, Any] = entry.get("MessageAttributes") or {}
         if len(attributes) > MAX_OFFLOADED_ATTRIBUTES:
             raise invalid(
                 "InvalidParameterValue",

@@ -127,6 +127,10 @@ async def test_publish_nowait_refuses_a_body_that_would_go_to_s3(
         with pytest.raises(PublishError, match="use publish"):
             pub.publish_nowait("x" * (THRESHOLD + 1))
         assert await pub.publish_nowait("small")
+        with pytest.raises(PublishError, match="reserved"):
+            pub.publish_nowait(
+                "x", message_attributes={"SQSLargePayloadSize": {"DataType": "Number", "StringValue": "1"}}
+            )
     assert [m["Body"] for m in await drain_queue(sqs, url)] == ["small"]
 
 
