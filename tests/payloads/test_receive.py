@@ -69,7 +69,7 @@ async def test_handler_sees_the_body_from_s3_and_both_are_deleted(
     handler = Seen()
     payloads = S3Payloads(bucket, client=s3)
     async with consuming(url, payloads, handler) as server:
-        await until(lambda: server.health.deleted == 1, what="the message deleted")
+        await until(lambda: server.health.deleted >= 1, what="the message deleted")
     ((body, attributes, payload),) = set((b, tuple(a.items()), p) for b, a, p in handler.messages)  # at least once
     assert body == LARGE
     assert dict(attributes) == {"color": "blue"}  # the size marker is not shown to the handler
@@ -77,7 +77,9 @@ async def test_handler_sees_the_body_from_s3_and_both_are_deleted(
     assert (payload.bucket, payload.key, payload.size) == (bucket, key, len(LARGE))
     assert await queue_counts(sqs, url) == (0, 0)
     assert await object_keys(s3, bucket) == []  # deleted after SQS deleted the message (shutdown flushes)
-    assert payloads.stats() == {"deleted": 1, "orphaned": 0}
+    stats = payloads.stats()  # at least once: a duplicate delivery may delete the (already deleted) object again
+    assert stats["deleted"] >= 1
+    assert stats["orphaned"] == 0
 
 
 async def test_legacy_attribute_and_pointer_class_are_read(
@@ -89,7 +91,7 @@ async def test_legacy_attribute_and_pointer_class_are_read(
     await send_offloaded(sqs, s3, url, bucket, "legacy attribute only", legacy_attribute=True)
     handler = Seen()
     async with consuming(url, S3Payloads(bucket, client=s3), handler) as server:
-        await until(lambda: server.health.deleted == 3, what="three messages deleted")
+        await until(lambda: server.health.deleted >= 3, what="three messages deleted")
     assert {body for body, _, _ in handler.messages} == {
         "from an old Java sender",
         "legacy class only",
@@ -152,8 +154,9 @@ async def test_malformed_pointer_fails_the_message_without_the_handler(
     )
     handler = Seen()
     errors: list[MQError] = []
-    async with consuming(url, S3Payloads(bucket, client=s3), handler, errors) as server:
-        await until(lambda: server.health.failed >= 2, what="both messages failed")
+    async with consuming(url, S3Payloads(bucket, client=s3), handler, errors):
+        # Distinct causes: an at-least-once duplicate may fail twice before the other message is received.
+        await until(lambda: len({str(e) for e in errors}) >= 2, what="both messages failed")
     assert handler.messages == []
     causes = {str(e.cause) for e in errors if isinstance(e, HandlerError)}
     assert any("not a JSON pointer" in cause for cause in causes)
@@ -186,11 +189,13 @@ async def test_s3_outage_on_delete_leaves_the_message_deleted_and_the_orphan_cou
                 deletion_interval_s=0.2,
             ) as server,
         ):
-            await until(lambda: server.health.deleted == 1, what="the message deleted")
+            await until(lambda: server.health.deleted >= 1, what="the message deleted")
     assert handler.messages[0][0] == LARGE
     assert await queue_counts(sqs, url) == (0, 0)  # SQS first: the message is deleted all the same
     assert await object_keys(s3, bucket) == [key]  # the object stays behind
-    assert payloads.stats() == {"deleted": 0, "orphaned": 1}
+    stats = payloads.stats()
+    assert stats["deleted"] == 0
+    assert stats["orphaned"] >= 1  # one per delivery the Server deleted
 
 
 async def test_payloads_are_kept_when_deletion_is_off(
@@ -200,7 +205,7 @@ async def test_payloads_are_kept_when_deletion_is_off(
     key = await send_offloaded(sqs, s3, url, bucket, LARGE)
     handler = Seen()
     async with consuming(url, S3Payloads(bucket, client=s3, delete_payloads=False), handler) as server:
-        await until(lambda: server.health.deleted == 1, what="the message deleted")
+        await until(lambda: server.health.deleted >= 1, what="the message deleted")
     assert await queue_counts(sqs, url) == (0, 0)
     assert await object_keys(s3, bucket) == [key]
 
