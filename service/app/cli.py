@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TextIO
 
 from service.app.config import ENV_VARIABLES, Settings, flag_for, load_handler
@@ -15,7 +16,7 @@ from service.app.logs import setup_logging
 from service.app.runtime import Runtime
 from service.consumer.handler import Handler, SyncHandler
 from service.errors import ConfigError
-from service.sqs.local import LocalSQS
+from service.sqs.local import BUCKET_NAME, LocalSQS
 from service.telemetry import Telemetry, TraceContextLogFilter
 from service.telemetry.hooks import Hooks, HooksFactory
 
@@ -83,12 +84,13 @@ async def serve(
     out: TextIO | None = None,
 ) -> int:
     """Run the service; with no queue URL configured, on an embedded local SQS server. Returns the exit code."""
-    local = LocalSQS() if settings.embedded else None
+    local = LocalSQS(bucket=settings.s3_bucket or BUCKET_NAME) if settings.embedded else None
     try:
         if local is not None:
             await local.start()
         runtime = Runtime(
-            settings,
+            # Embedded: large payloads on, in the local server's bucket.
+            settings if local is None else replace(settings, s3_bucket=local.bucket),
             handler,
             queue_url=None if local is None else local.queue_url,
             hooks=hooks,

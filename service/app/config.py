@@ -17,6 +17,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("auto", "json", "text")
 _TRUE = ("true", "1", "yes")
 _FALSE = ("false", "0", "no")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 Parser = Callable[[str, str], Any]  # (where the value came from, raw text) -> value
@@ -48,6 +49,13 @@ class Settings:
     publish_max_batch: int = 100
     # How long /publish waits for companions in a SendMessageBatch: low, since an HTTP caller waits too.
     publish_interval_s: float = 0.05
+    # Large payloads through S3 (Amazon SQS Extended Client format): on when a bucket is set.
+    s3_bucket: str = ""
+    s3_prefix: str = ""
+    s3_threshold_bytes: int = 262_144
+    s3_delete_payloads: bool = True
+    s3_legacy_attribute: bool = False
+    s3_max_body_bytes: int = 32 * 1_048_576
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], overrides: Mapping[str, str] | None = None) -> Settings:
@@ -176,6 +184,12 @@ def _text(source: str, raw: str) -> str:
     return raw
 
 
+def _bucket(source: str, raw: str) -> str:
+    if not _BUCKET.match(raw):
+        raise ConfigError(source, raw, "an S3 bucket name: 3-63 lowercase letters, digits, dots and hyphens")
+    return raw
+
+
 def _import_path(source: str, raw: str) -> str:
     if not _IMPORT_PATH.match(raw):
         raise ConfigError(source, raw, "an import path module:attribute, e.g. handlers.example:router")
@@ -203,6 +217,12 @@ _PARSERS: dict[str, Parser] = {
     "publish_queue_url": _url,
     "publish_max_batch": _integer(1, 1000),
     "publish_interval_s": _number(0, 60, low_open=True),
+    "s3_bucket": _bucket,
+    "s3_prefix": _text,
+    "s3_threshold_bytes": _integer(0, 1_048_576),
+    "s3_delete_payloads": _boolean,
+    "s3_legacy_attribute": _boolean,
+    "s3_max_body_bytes": _integer(1_048_576, 2 * 1024**3),
 }
 
 ENV_VARIABLES: dict[str, str] = {name: "MQ_" + name.upper() for name in _PARSERS}

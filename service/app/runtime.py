@@ -17,6 +17,7 @@ import signal
 import socket
 import sys
 from collections.abc import Iterator, Sequence
+from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, TextIO
 
 import uvicorn
@@ -26,6 +27,7 @@ from service.app.config import Settings
 from service.consumer.handler import Handler, SyncHandler, as_handler
 from service.consumer.server import Server
 from service.errors import ConfigError
+from service.payloads.payloads import S3Payloads
 from service.publishing.publisher import Publisher
 from service.telemetry.hooks import Hooks, HooksFactory
 
@@ -70,11 +72,12 @@ class Runtime:
             self.hooks = hooks(self.queue_url, self.publish_queue_url)
         handler = as_handler(handler)
         handler = handler if self.hooks.wrap_handler is None else self.hooks.wrap_handler(handler)
+        self.payloads = payloads = _payloads(settings, self.hooks)
         self.server = Server(
             self.queue_url,
-            handler,
+            handler if payloads is None else payloads.wrap_handler(handler),
             settings.server_settings(),
-            observer=self.hooks.observer,
+            observer=self.hooks.observer if payloads is None else payloads.observe(self.hooks.observer),
             middleware=self.hooks.server_middleware,
             instrument_client=self.hooks.instrument_client,
         )
@@ -83,6 +86,7 @@ class Runtime:
             publish_interval_s=settings.publish_interval_s,
             observer=self.hooks.publish_observer,
             instrument_client=self.hooks.instrument_client,
+            offload=None if payloads is None else payloads.offloader,
         )
         self.admin_url = ""
         self.crashed = False
@@ -92,6 +96,7 @@ class Runtime:
         self._signals = 0
         self._drain_task: asyncio.Task[dict[str, Any]] | None = None
         self._stop = asyncio.Event()
+        self._components = AsyncExitStack()
 
     @property
     def draining(self) -> bool:
@@ -130,7 +135,9 @@ class Runtime:
         return 1 if self.crashed else 0
 
     async def start(self) -> None:
-        """Start the Server and the Publisher."""
+        """Start the large payloads' store (if configured), the Server and the Publisher."""
+        if self.payloads is not None:  # closed after the Server's last deletions and the Publisher's last send
+            await self._components.enter_async_context(self.payloads)
         await self.server.start()
         await self.publisher.start()
 
@@ -173,7 +180,10 @@ class Runtime:
     async def _drain(self) -> dict[str, Any]:
         _log.info("drain started", extra={"in_flight": self.server.in_flight})
         timeout_s = self.settings.drain_timeout_s
-        pipeline, _ = await asyncio.gather(self._drain_server(timeout_s), self._shutdown_publisher(timeout_s))
+        try:
+            pipeline, _ = await asyncio.gather(self._drain_server(timeout_s), self._shutdown_publisher(timeout_s))
+        finally:
+            await self._components.aclose()
         summary = {"server": pipeline, "publisher": self.publisher.stats()}
         _log.info("drained", extra=summary)
         if self.settings.exit_after_drain or self._signals:
@@ -251,6 +261,22 @@ def publish_command(admin_url: str, *, token: bool) -> str:
     auth = ' -H "Authorization: Bearer $MQ_ADMIN_TOKEN"' if token else ""
     body = """'{"route": "hello", "body": "hi"}'"""
     return f"curl -sS -X POST {admin_url}/publish -H 'Content-Type: application/json'{auth} -d {body}"
+
+
+def _payloads(settings: Settings, hooks: Hooks) -> S3Payloads | None:
+    """Large payloads through S3, when MQ_S3_BUCKET is set."""
+    if not settings.s3_bucket:
+        return None
+    return S3Payloads(
+        settings.s3_bucket,
+        prefix=settings.s3_prefix,
+        threshold_bytes=settings.s3_threshold_bytes,
+        delete_payloads=settings.s3_delete_payloads,
+        legacy_attribute=settings.s3_legacy_attribute,
+        max_body_bytes=settings.s3_max_body_bytes,
+        instrument_client=hooks.instrument_s3_client,
+        observer=hooks.payload_observer,
+    )
 
 
 def _bind(host: str, port: int) -> socket.socket:

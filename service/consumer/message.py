@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from service.consumer.retry import DEFAULT_RETRY_POLICY, MAX_VISIBILITY_TIMEOUT, RetryPolicy
@@ -20,6 +21,15 @@ _VISIBILITY_LIMIT_MARGIN_S = 60
 VisibilityChanger = Callable[["Message", int], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class S3Payload:
+    """Where a message's body was stored: an S3 object the sender offloaded it to, and its size in bytes."""
+
+    bucket: str
+    key: str
+    size: int
+
+
 class Message:
     """One received SQS message.
 
@@ -27,7 +37,15 @@ class Message:
     unless it is deleted or its visibility is changed first.
     """
 
-    __slots__ = ("_change_visibility", "queue_url", "raw", "received_at", "retry_policy", "visibility_deadline")
+    __slots__ = (
+        "_change_visibility",
+        "queue_url",
+        "raw",
+        "received_at",
+        "retry_policy",
+        "s3_payload",
+        "visibility_deadline",
+    )
 
     def __init__(
         self,
@@ -44,6 +62,8 @@ class Message:
         self.received_at = time.monotonic()
         self.visibility_deadline = self.received_at + visibility_timeout
         self._change_visibility = change_visibility
+        # Set when the body came from S3 (an SQS Extended Client pointer): `body` is then the object's content.
+        self.s3_payload: S3Payload | None = None
 
     def __repr__(self) -> str:
         return f"Message(message_id={self.message_id!r}, receive_count={self.receive_count})"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import TYPE_CHECKING, Any, Protocol, Unpack
 
 from service.aio.backoff import Backoff
 from service.aio.batcher import Batcher
@@ -41,6 +41,19 @@ _OPERATION = "SendMessageBatch"
 _log = logging.getLogger("service.publisher")
 
 
+class Offload(Protocol):
+    """An optional step before buffering that moves a large body elsewhere (S3: `service.payloads`)."""
+
+    max_body_bytes: int
+    """The largest message (body and attributes) the Publisher accepts with this step."""
+
+    def needed(self, entry: Mapping[str, Any]) -> bool:
+        """True when this checked entry's body would be moved."""
+
+    def __call__(self, entry: dict[str, Any]) -> Awaitable[dict[str, Any]]:
+        """The entry to buffer instead of `entry` (which it may return as it is); raises PublishError."""
+
+
 @dataclass(eq=False)
 class _Pending:
     entry: dict[str, Any]
@@ -65,6 +78,10 @@ class Publisher(Runner[None]):
     buffered (PublishError, `sender_fault` True). At most `max_buffered` messages wait to be sent:
     `publish` waits for room, `publish_nowait` raises asyncio.QueueFull.
 
+    With `offload` (large payloads in S3), a message of up to `max_message_bytes` (default: the step's
+    `max_body_bytes`) is accepted and handed to that step before it is buffered; `publish_nowait` refuses
+    the messages it would move, since storing a body cannot be done without waiting.
+
     `shutdown(timeout_s)` takes no more messages, sends what is buffered and waits for the batches in
     flight; messages still unsent at the deadline fail with PublishError code "ShutdownTimeout".
     """
@@ -78,7 +95,8 @@ class Publisher(Runner[None]):
         batch_max_messages: int = DEFAULT_BATCH_MAX_MESSAGES,
         max_in_flight_batches: int | None = None,
         max_buffered: int = DEFAULT_MAX_BUFFERED,
-        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        max_message_bytes: int | None = None,
+        offload: Offload | None = None,
         output_handler: OutputHandler | None = None,
         observer: PublishObserver | None = None,
         fifo: bool | None = None,
@@ -91,12 +109,19 @@ class Publisher(Runner[None]):
         self.queue_url = queue_url
         self.fifo = queue_url.endswith(".fifo") if fifo is None else fifo
         in_flight = _in_flight_batches(max_in_flight_batches, fifo=self.fifo)
-        _check_settings(publish_interval_s, batch_max_messages, max_buffered, max_message_bytes, batch_attempts)
+        if max_message_bytes is None:
+            max_message_bytes = MAX_MESSAGE_BYTES if offload is None else offload.max_body_bytes
+        largest = MAX_MESSAGE_BYTES if offload is None else offload.max_body_bytes
+        _check_settings(publish_interval_s, batch_max_messages, max_buffered, batch_attempts)
+        check_range("max_message_bytes", max_message_bytes, 1024, largest)
         self.content_based_deduplication = content_based_deduplication
         self._client = client
         self._instrument_client = instrument_client
         self._max_buffered = max_buffered
-        self._max_message_bytes = max_message_bytes
+        self.max_message_bytes = max_message_bytes
+        # What SQS itself takes: an entry that stayed in the message (offloaded or small) must fit.
+        self._max_sqs_bytes = min(max_message_bytes, MAX_MESSAGE_BYTES)
+        self._offload = offload
         self._output_handler = output_handler
         self._observer = observer or PublishObserver()
         self._batch_attempts = batch_attempts
@@ -139,6 +164,8 @@ class Publisher(Runner[None]):
     async def publish_entry(self, entry: Mapping[str, Any]) -> str:
         """Send a SendMessageBatchRequestEntry-shaped message (its Id, if any, is replaced); returns the MessageId."""
         checked = self._check(entry)
+        if self._offload is not None:
+            checked = await self._offload(checked)
         await self._wait_for_room()
         return await self._enqueue(checked)
 
@@ -150,6 +177,12 @@ class Publisher(Runner[None]):
         """
         entry = build_entry(body, **options)
         checked = self._check(entry)
+        if self._offload is not None and self._offload.needed(checked):
+            raise PublishError(
+                "InvalidParameterValue",
+                "this message's body goes to S3, which publish_nowait cannot wait for: use publish",
+                sender_fault=True,
+            )
         if self._counts["buffered"] >= self._max_buffered:
             raise asyncio.QueueFull(f"{self._max_buffered} messages are already waiting to be sent")
         return self._enqueue(checked)
@@ -163,7 +196,7 @@ class Publisher(Runner[None]):
             entry,
             fifo=self.fifo,
             content_based_deduplication=bool(self.content_based_deduplication),
-            max_message_bytes=self._max_message_bytes,
+            max_message_bytes=self.max_message_bytes,
         )
 
     async def _wait_for_room(self) -> None:
@@ -181,7 +214,7 @@ class Publisher(Runner[None]):
             self._notify(self._observer.enqueued, entry)
             # The observer may have added attributes: measure again.
             check_attributes(entry.get("MessageAttributes"))
-            size = check_size(entry, self._max_message_bytes)
+            size = check_size(entry, self._max_sqs_bytes)
         except PublishError as error:
             self._notify(self._observer.failed, entry, error)
             raise
@@ -314,12 +347,9 @@ def _in_flight_batches(value: int | None, *, fifo: bool) -> int:
     return value
 
 
-def _check_settings(
-    publish_interval_s: float, batch_max_messages: int, max_buffered: int, max_message_bytes: int, batch_attempts: int
-) -> None:
+def _check_settings(publish_interval_s: float, batch_max_messages: int, max_buffered: int, batch_attempts: int) -> None:
     check_range("batch_max_messages", batch_max_messages, 1, 10)
     check_range("max_buffered", max_buffered, 1, 1_000_000)
-    check_range("max_message_bytes", max_message_bytes, 1024, MAX_MESSAGE_BYTES)
     check_range("batch_attempts", batch_attempts, 1, 100)
     if not 0 < publish_interval_s <= 3600:
         raise ConfigError("publish_interval_s", publish_interval_s, "> 0 and <= 3600 seconds")

@@ -1,4 +1,4 @@
-"""An embedded SQS-compatible server (moto) on loopback, for running the service with no queue configured."""
+"""An embedded SQS- and S3-compatible server (moto) on loopback, for running the service with no queue configured."""
 
 from __future__ import annotations
 
@@ -8,23 +8,33 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiobotocore.session import get_session
+
 from service.errors import ConfigError
 from service.sqs.client import create_client
 
 QUEUE_NAME = "mq-service"
 DEAD_LETTER_QUEUE_NAME = "mq-service-dlq"
 MAX_RECEIVE_COUNT = 3
+BUCKET_NAME = "mq-service-payloads"
 REGION = "us-east-1"
 # moto accepts any credentials; these make sure no real AWS credentials are sent to the local server.
 _TEST_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
-_ENV_KEYS = ("AWS_ENDPOINT_URL_SQS", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_SESSION_TOKEN")
+_ENV_KEYS = (
+    "AWS_ENDPOINT_URL_SQS",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_REGION",
+    "AWS_SESSION_TOKEN",
+)
 
 _log = logging.getLogger("service.local_sqs")
 
 
 @dataclass
 class LocalSQS:
-    """A moto server in a thread of this process, with a queue and its dead-letter queue.
+    """A moto server in a thread of this process, with a queue, its dead-letter queue and an S3 bucket for payloads.
 
     While it runs, this process's AWS environment (endpoint, test credentials, region) points at it.
     """
@@ -32,6 +42,7 @@ class LocalSQS:
     endpoint: str = ""
     queue_url: str = ""
     dead_letter_queue_url: str = ""
+    bucket: str = BUCKET_NAME
     _server: Any = None
     _saved: dict[str, str | None] = field(default_factory=dict)
 
@@ -51,8 +62,14 @@ class LocalSQS:
         self.endpoint = f"http://{host}:{port}"
         self._saved = {key: os.environ.get(key) for key in _ENV_KEYS}
         os.environ.pop("AWS_SESSION_TOKEN", None)
-        os.environ.update(AWS_ENDPOINT_URL_SQS=self.endpoint, AWS_REGION=REGION, **_TEST_CREDENTIALS)
+        os.environ.update(
+            AWS_ENDPOINT_URL_SQS=self.endpoint,
+            AWS_ENDPOINT_URL_S3=self.endpoint,
+            AWS_REGION=REGION,
+            **_TEST_CREDENTIALS,
+        )
         await self._create_queues()
+        await self._create_bucket()
         _log.info("local SQS server started", extra={"endpoint": self.endpoint, "queue_url": self.queue_url})
 
     def describe(self) -> list[str]:
@@ -60,6 +77,7 @@ class LocalSQS:
         return [
             f"  local SQS:      {self.endpoint}  (embedded; state is lost when the service stops)",
             f"  dead letters:   {self.dead_letter_queue_url}  (after {MAX_RECEIVE_COUNT} receives)",
+            f"  large payloads: s3://{self.bucket}  (same local server)",
             f"  AWS CLI:        AWS_ENDPOINT_URL_SQS={self.endpoint} AWS_ACCESS_KEY_ID=test "
             f"AWS_SECRET_ACCESS_KEY=test AWS_REGION={REGION} aws sqs ...",
         ]
@@ -87,3 +105,8 @@ class LocalSQS:
             }
             created = await client.create_queue(QueueName=QUEUE_NAME, Attributes={"RedrivePolicy": json.dumps(redrive)})
             self.queue_url = created["QueueUrl"]
+
+    async def _create_bucket(self) -> None:
+        session = get_session()
+        async with session.create_client("s3", region_name=REGION) as s3:
+            await s3.create_bucket(Bucket=self.bucket)

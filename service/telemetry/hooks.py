@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING
 from service.consumer.handler import Handler
 from service.consumer.observer import PipelineObserver
 from service.consumer.pipeline import Middleware as ServerMiddleware
+from service.payloads.observer import PayloadObserver
 from service.publishing.observer import PublishObserver
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
+    from types_aiobotocore_s3 import S3Client
     from types_aiobotocore_sqs import SQSClient
 
 
@@ -23,7 +25,8 @@ class Hooks:
     `observer` and `publish_observer` see what happens to messages; `server_middleware` wraps the Server's
     handling step and `wrap_handler` the handler itself; `instrument_client` gets each SQS client the
     runtime creates; `metrics` renders the metrics for `GET /metrics` as (body, content type); `wrap_asgi`
-    wraps the admin app (HTTP server spans).
+    wraps the admin app (HTTP server spans); `payload_observer` and `instrument_s3_client` do the same for the
+    large payloads in S3 and the S3 client that carries them.
     """
 
     observer: PipelineObserver | None = None
@@ -33,6 +36,8 @@ class Hooks:
     instrument_client: Callable[[SQSClient], None] | None = None
     metrics: Callable[[], tuple[bytes, str]] | None = None
     wrap_asgi: Callable[[ASGIApp], ASGIApp] | None = None
+    payload_observer: PayloadObserver | None = None
+    instrument_s3_client: Callable[[S3Client], None] | None = None
 
 
 HooksFactory = Callable[[str, str], Hooks]

@@ -24,10 +24,12 @@ from service.telemetry.consumer import ConsumerTelemetry
 from service.telemetry.hooks import Hooks
 from service.telemetry.metrics import ConsumerMetrics, PublishMetrics
 from service.telemetry.producer import PublisherTelemetry
+from service.telemetry.s3_calls import PayloadMetrics, instrument_s3_client
 from service.telemetry.sqs_calls import ReceiveLinks, instrument_client
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
+    from types_aiobotocore_s3 import S3Client
     from types_aiobotocore_sqs import SQSClient
 
 __all__ = ["Telemetry", "TraceContextLogFilter", "queue_name"]
@@ -106,6 +108,15 @@ class Telemetry:
         if self.tracing:
             instrument_client(client, self._tracer, self._links)
 
+    def payloads(self) -> PayloadMetrics:
+        """The observer that counts large payloads in S3 (offloaded messages and bytes, orphaned objects)."""
+        return PayloadMetrics(self._meter())
+
+    def instrument_s3_client(self, client: S3Client) -> None:
+        """Spans for every S3 call the payload client makes, under the current span (none when tracing is off)."""
+        if self.tracing:
+            instrument_s3_client(client, self._tracer)
+
     def wrap_asgi(self, app: ASGIApp) -> ASGIApp:
         """The admin app with HTTP server spans (as it is when tracing is off)."""
         if not self.tracing:
@@ -132,6 +143,8 @@ class Telemetry:
             instrument_client=self.instrument_client,
             metrics=self.metrics,
             wrap_asgi=self.wrap_asgi,
+            payload_observer=self.payloads(),
+            instrument_s3_client=self.instrument_s3_client,
         )
 
     def install(self) -> None:

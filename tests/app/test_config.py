@@ -47,6 +47,12 @@ def test_every_variable_is_read() -> None:
         "MQ_PUBLISH_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/out",
         "MQ_PUBLISH_MAX_BATCH": "20",
         "MQ_PUBLISH_INTERVAL_S": "0.2",
+        "MQ_S3_BUCKET": "orders-payloads",
+        "MQ_S3_PREFIX": "orders/",
+        "MQ_S3_THRESHOLD_BYTES": "0",
+        "MQ_S3_DELETE_PAYLOADS": "false",
+        "MQ_S3_LEGACY_ATTRIBUTE": "true",
+        "MQ_S3_MAX_BODY_BYTES": "2097152",
     }
     assert set(environ) == set(ENV_VARIABLES.values())
     settings = Settings.from_env(environ)
@@ -59,6 +65,12 @@ def test_every_variable_is_read() -> None:
     assert (settings.drain_timeout_s, settings.log_level, settings.log_format) == (40.0, "DEBUG", "json")
     assert settings.publish_queue_url.endswith("/out")
     assert settings.publish_max_batch == 20
+    assert (settings.s3_bucket, settings.s3_prefix, settings.s3_threshold_bytes) == ("orders-payloads", "orders/", 0)
+    assert (settings.s3_delete_payloads, settings.s3_legacy_attribute, settings.s3_max_body_bytes) == (
+        False,
+        True,
+        2097152,
+    )
 
 
 @pytest.mark.parametrize(

@@ -532,3 +532,40 @@ def test_network_policy_admits_listed_peers_to_the_admin_port_only() -> None:
     assert policy["spec"]["ingress"] == [{"from": [peer], "ports": [{"port": ADMIN_PORT_NAME, "protocol": "TCP"}]}]
     closed = the(render(networkPolicy={"enabled": True}), "NetworkPolicy")
     assert closed["spec"]["ingress"] == []
+
+
+# Large payloads through S3 ------------------------------------------------------------------------------
+
+
+def test_large_payloads_are_off_by_default(defaults: list[Obj]) -> None:
+    assert not [name for name in env(defaults) if name.startswith("MQ_S3_") or name == "AWS_ENDPOINT_URL_S3"]
+
+
+def test_s3_values_become_settings_the_service_accepts() -> None:
+    from service.app.config import Settings  # noqa: PLC0415 - the chart tests need the service only here
+
+    objs = render(
+        s3={"bucket": "orders-payloads", "prefix": "orders/", "thresholdBytes": 0, "deletePayloads": False},
+        aws={"s3EndpointUrl": "https://bucket.vpce-0123.s3.eu-west-1.vpce.amazonaws.com"},
+    )
+    variables = env(objs)
+    assert variables["AWS_ENDPOINT_URL_S3"] == "https://bucket.vpce-0123.s3.eu-west-1.vpce.amazonaws.com"
+    settings = Settings.from_env({k: v for k, v in variables.items() if k.startswith("MQ_") and isinstance(v, str)})
+    assert (settings.s3_bucket, settings.s3_prefix, settings.s3_threshold_bytes) == ("orders-payloads", "orders/", 0)
+    assert not settings.s3_delete_payloads
+    assert not settings.s3_legacy_attribute
+    assert settings.s3_max_body_bytes == 33_554_432
+
+
+@pytest.mark.parametrize(
+    ("s3", "expected"),
+    [
+        ({"bucket": "Orders_Payloads"}, "/s3/bucket"),
+        ({"bucket": "b-1", "thresholdBytes": 2_000_000}, "/s3/thresholdBytes"),
+        ({"bucket": "b-1", "maxBodyBytes": 1000}, "/s3/maxBodyBytes"),
+        ({"bucket": "b-1", "deletePayloads": "no"}, "/s3/deletePayloads"),
+        ({"bucket": "b-1", "region": "eu-west-1"}, "region"),
+    ],
+)
+def test_bad_s3_values_are_refused(s3: Obj, expected: str) -> None:
+    assert expected in refusal(queue={"url": QUEUE_URL}, s3=s3)
