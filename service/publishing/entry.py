@@ -22,9 +22,10 @@ MAX_DELAY_SECONDS = 900
 _ENTRY_KEYS = frozenset(
     {"Id", "MessageBody", "MessageAttributes", "DelaySeconds", "MessageGroupId", "MessageDeduplicationId"}
 )
-# The characters SQS refuses in bodies and attribute values, as a regex class body (escapes, so the text also
-# serves as a JSON Schema pattern): the complement of #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF.
-REFUSED_CHARACTERS = r"\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff"
+# SQS accepts #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF in bodies and attribute values.
+# The complement, as a regex class body written in escapes so that it also serves as a JSON Schema pattern:
+# the characters text can hold that SQS refuses; lone surrogates (which a JSON escape can produce) come on top.
+REFUSED_CHARACTERS = r"\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff"
 # A message attribute name: dot-separated words of [A-Za-z0-9_-] (no leading, trailing or double dot), at most 256
 # characters, not starting with the reserved prefixes.
 ATTRIBUTE_NAME = r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*"
@@ -36,7 +37,7 @@ MAX_DATA_TYPE = 256
 # MessageGroupId and MessageDeduplicationId: up to 128 alphanumeric and punctuation characters.
 FIFO_TOKEN = r"[A-Za-z0-9!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]{1,128}"
 
-_REFUSED_CHARACTER = re.compile(f"[{REFUSED_CHARACTERS}]")
+_REFUSED_CHARACTER = re.compile(f"[{REFUSED_CHARACTERS}\\ud800-\\udfff]")
 _ATTRIBUTE_NAME = re.compile(ATTRIBUTE_NAME)
 _RESERVED_PREFIX = re.compile(RESERVED_PREFIX)
 _DATA_TYPE = re.compile(DATA_TYPE)

@@ -65,7 +65,7 @@ BAD_REQUESTS: list[tuple[str, bytes | None, Any, int, str]] = [
     ("refused character", None, {"body": "a\u0000b"}, 422, "U+0000 at index 1"),
     ("FIFO id on a standard queue", None, {"body": "x", "deduplication_id": "d"}, 422, "unknown field 'dedup"),
     ("FIFO group on a standard queue", None, {"body": "x", "group_id": "g"}, 422, "unknown field 'group_id'"),
-    ("one oversized message in a batch", None, {"messages": [{"body": "ok"}, {"body": "x" * (MIB + 1)}]}, 422, '"index":1'),
+    ("oversized message in a batch", None, {"messages": [{"body": "ok"}, {"body": "x" * (MIB + 1)}]}, 422, 'index":1'),
     ("request over 10 MiB", b'{"body": "' + b"x" * (10 * MIB) + b'"}', None, 413, "larger than"),
 ]
 

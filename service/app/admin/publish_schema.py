@@ -27,7 +27,7 @@ from service.publishing.entry import (
 )
 
 _TEXT = {"pattern": f"^[^{REFUSED_CHARACTERS}]*$", ERROR_KEY: "contains a character SQS refuses"}
-_NUMBER = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+_NUMBER = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?$"
 _NAMES = {
     "type": "string",
     "maxLength": MAX_ATTRIBUTE_NAME,
