@@ -194,10 +194,31 @@ async def test_publish_while_draining_is_503(service: Runtime, sqs: SQSClient) -
         response = await client.post("/publish", json={"body": "late"})
         ready = await client.get("/readyz")
         alive = await client.get("/healthz")
+        status = (await client.get("/status")).json()
     assert response.status_code == 503
+    assert response.json() == {"error": "the service is draining: it publishes nothing more"}
     assert ready.json() == {"ready": False, "reason": "draining"}
     assert alive.status_code == 200
+    # One word, one meaning: /status says what /healthz says, and separately that the pipeline stopped.
+    assert (status["alive"], status["pipeline_running"], status["ready"]) == (True, False, False)
+    assert status["not_ready_reason"] == "draining"
     assert await queue_counts(sqs, service.queue_url) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "allow"),
+    [("GET", "/nowhere", 404, None), ("DELETE", "/status", 405, "GET"), ("GET", "/publish", 405, "POST")],
+)
+async def test_unknown_routes_and_methods_answer_json(
+    service: Runtime, method: str, path: str, status: int, allow: str | None
+) -> None:
+    async with client_for(service) as client:
+        response = await client.request(method, path)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    assert set(response.json()) == {"error"}
+    if allow is not None:
+        assert allow in response.headers["allow"]
 
 
 async def test_liveness_fails_when_no_receive_attempt_completes(
@@ -211,9 +232,12 @@ async def test_liveness_fails_when_no_receive_attempt_completes(
         runtime = Runtime(dataclasses.replace(BASE, queue_url=url), router, handle_signals=False)
         await runtime.start()
         try:
+            # The same stalled loop, judged with a generous limit, is alive: the 503 below is the stall's.
+            patient = httpx.ASGITransport(app=create_app(runtime, receive_stall_s=600.0))
+            async with httpx.AsyncClient(transport=patient, base_url="http://admin") as client:
+                assert (await client.get("/healthz")).status_code == 200
             app = create_app(runtime, receive_stall_s=1.0)
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://admin") as client:
-                assert (await client.get("/healthz")).status_code == 200
                 started = time.monotonic()
                 while (alive := await client.get("/healthz")).status_code == 200:
                     assert time.monotonic() - started < 15
