@@ -175,33 +175,8 @@ def _import_path(source: str, raw: str) -> str:
     return raw
 
 
-_PARSERS: dict[str, Parser] = {
-    "queue_url": _url,
-    "handler": _import_path,
-    "concurrency": _integer(1, 100_000),
-    "processor": _choice(*PROCESSOR_NAMES),
-    "max_number_of_messages": _integer(1, 10),
-    "wait_time_seconds": _integer(0, 20),
-    "visibility_timeout": _integer(1, MAX_VISIBILITY_TIMEOUT),
-    "deletion_interval_s": _number(0, MAX_VISIBILITY_TIMEOUT, low_open=True),
-    "visibility_heartbeat": _boolean,
-    "admin_host": _text,
-    "admin_port": _integer(0, 65535),
-    "admin_token": _text,
-    "drain_timeout_s": _number(0, 3600),
-    "exit_after_drain": _boolean,
-    "log_level": _choice(*LOG_LEVELS, upper=True),
-    "log_format": _choice(*LOG_FORMATS),
-    "publish_queue_url": _url,
-    "publish_max_batch": _integer(1, 1000),
-    "publish_interval_s": _number(0, 60, low_open=True),
-}
-
-ENV_VARIABLES: dict[str, str] = {name: "MQ_" + name.upper() for name in _PARSERS}
-"""Settings field -> environment variable (MQ_QUEUE_URL, ...); the flags are `flag_for(variable)`."""
-
-# What each setting means, for `mq-service run --help` (its default and allowed values come from Settings and from
-# the parser above: the allowed values are the words a bad value is refused with).
+# What each setting means, for `mq-service run --help` (its default comes from Settings and its allowed values from
+# the parsers table below: the words a bad value is refused with).
 _MEANINGS: dict[str, str] = {
     "queue_url": "the queue to consume",
     "handler": "the handler, as module:attribute (see handlers/README.md)",
@@ -244,3 +219,29 @@ def setting_help(name: str) -> str:
     except ConfigError as error:
         allowed = error.allowed
     return f"{_MEANINGS.get(name, '')} (default: {shown}; allowed: {allowed})".lstrip()
+
+
+_PARSERS: dict[str, Parser] = {
+    "queue_url": _url,
+    "handler": _import_path,
+    "concurrency": _integer(1, 100_000),
+    "processor": _choice(*PROCESSOR_NAMES),
+    "max_number_of_messages": _integer(1, 10),
+    "wait_time_seconds": _integer(0, 20),
+    "visibility_timeout": _integer(1, MAX_VISIBILITY_TIMEOUT),
+    "deletion_interval_s": _number(0, MAX_VISIBILITY_TIMEOUT, low_open=True),
+    "visibility_heartbeat": _boolean,
+    "admin_host": _text,
+    "admin_port": _integer(0, 65535),
+    "admin_token": _text,
+    "drain_timeout_s": _number(0, 3600),
+    "exit_after_drain": _boolean,
+    "log_level": _choice(*LOG_LEVELS, upper=True),
+    "log_format": _choice(*LOG_FORMATS),
+    "publish_queue_url": _url,
+    "publish_max_batch": _integer(1, 1000),
+    "publish_interval_s": _number(0, 60, low_open=True),
+}
+
+ENV_VARIABLES: dict[str, str] = {name: "MQ_" + name.upper() for name in _PARSERS}
+"""Settings field -> environment variable (MQ_QUEUE_URL, ...); the flags are `flag_for(variable)`."""

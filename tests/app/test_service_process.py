@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from service.app.cli import main
-from service.app.config import ENV_VARIABLES
+from service.app.config import ENV_VARIABLES, setting_help
 from service.sqs.local import LocalSQS
 from tests.support.process import ROOT, SERVICE_ENV, Process, env_for, publish, service_process
 from tests.support.sqs import QueueFactory, eventually, queue_counts
@@ -127,8 +127,9 @@ def test_run_help_shows_each_flags_default_allowed_values_and_meaning(capsys: py
         "messages handled at once (default: 10; allowed: an integer from 1 to 100000); variable MQ_CONCURRENCY" in text
     )
     assert "(default: bounded; allowed: one of bounded, unbounded, partitioned)" in text
-    for variable in ENV_VARIABLES.values():
+    for name, variable in ENV_VARIABLES.items():
         assert f"variable {variable}" in text
+        assert not setting_help(name).startswith("(default"), f"{name} has no meaning in the help table"
 
 
 def test_an_unknown_flag_after_run_shows_runs_usage(capsys: pytest.CaptureFixture[str]) -> None:
