@@ -83,3 +83,13 @@ async def test_a_fifo_publish_queue_gets_the_fifo_schema(
     assert no_dedup.status_code == (200 if content_based else 422), no_dedup.text
     assert full.status_code == 200, full.text
     assert await queue_counts(sqs, fifo) == ((2, 0) if content_based else (1, 0))
+
+
+async def test_a_publisher_closed_while_the_request_was_read_answers_503(runtime: Runtime, sqs: SQSClient) -> None:
+    # A drain that starts while a request is on its way closes the Publisher under it; stop it alone to get there.
+    await runtime.publisher.shutdown()
+    async with client_for(runtime) as client:
+        response = await client.post("/publish", json={"body": "late"})
+    assert response.status_code == 503, response.text
+    assert response.json() == {"error": "the service is draining: it publishes nothing more"}
+    assert await queue_counts(sqs, runtime.publish_queue_url) == (0, 0)

@@ -25,6 +25,7 @@ from service.publishing.publisher import Publisher
 
 MAX_REQUEST_BYTES = 10 * 1_048_576
 _INVALID = 422
+_DRAINING = "the service is draining: it publishes nothing more"
 
 
 class _Rejected(Exception):
@@ -45,7 +46,7 @@ def publish_group(service: AdminService, guard: BearerGuard) -> RouteGroup:
 
     async def publish(request: Request) -> Response:
         if service.draining:
-            return error_response(503, "the service is draining: it publishes nothing more")
+            return error_response(503, _DRAINING)
         try:
             data = await _read_json(request)
         except _Rejected as rejected:
@@ -84,7 +85,10 @@ def _no_constant(name: str) -> Any:
 
 async def _send(publisher: Publisher, data: dict[str, Any]) -> Response:
     batch = "messages" in data
-    entries, refused = _checked(data["messages"] if batch else [data], publisher)
+    try:
+        entries, refused = _checked(data["messages"] if batch else [data], publisher)
+    except ClosedError:  # a drain began while the request was read
+        return error_response(503, _DRAINING)
     if refused:
         return error_response(_INVALID, "messages refused, nothing was sent", problems=refused)
     results = await asyncio.gather(*(publisher.publish_checked(entry) for entry in entries), return_exceptions=True)
