@@ -25,7 +25,7 @@ DRAIN_TIMEOUT_S = 30.0
 def service_available() -> str | None:
     """None when `python -m service run` exists; else why the service scenarios are skipped."""
     try:
-        import service.app.admin.routes  # noqa: PLC0415
+        import service.app.admin  # noqa: PLC0415
         import service.app.cli  # noqa: PLC0415
         import service.app.runtime  # noqa: F401, PLC0415
     except ImportError as exc:

@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TextIO
 
-from service.app.config import ENV_VARIABLES, Settings, flag_for, load_handler
+from service.app.config import ENV_VARIABLES, Settings, flag_for, load_handler, setting_help
 from service.app.logs import setup_logging
-from service.app.runtime import Runtime
+from service.app.runtime import Runtime, _bind
 from service.consumer.handler import Handler, SyncHandler
 from service.errors import ConfigError
 from service.sqs.local import BUCKET_NAME, LocalSQS
@@ -27,6 +27,11 @@ _log = logging.getLogger("service.cli")
 
 def parser() -> argparse.ArgumentParser:
     """`mq-service run [--queue-url URL] [--concurrency N] ...`: every flag mirrors an MQ_* variable."""
+    return _parsers()[0]
+
+
+def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The main parser and its `run` subcommand's."""
     main_parser = argparse.ArgumentParser(
         prog="mq-service", description="A Kubernetes-native SQS consumer with an admin API."
     )
@@ -34,12 +39,23 @@ def parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run",
         help="run the service",
-        description="Run the service. Flags win over MQ_* environment variables. "
+        description="Run the service. Each flag has an MQ_* environment variable of the same name "
+        "(--queue-url: MQ_QUEUE_URL); a flag wins over its variable. "
         "With no queue URL, an embedded local SQS server is started.",
     )
-    for variable in ENV_VARIABLES.values():
-        run.add_argument(flag_for(variable), dest=variable, metavar="VALUE", help=f"overrides {variable}")
-    return main_parser
+    for name, variable in ENV_VARIABLES.items():
+        text = f"{setting_help(name)}; variable {variable}"
+        run.add_argument(flag_for(variable), dest=variable, metavar="VALUE", help=text.replace("%", "%%"))
+    return main_parser, run
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The arguments; an unknown flag after `run` is reported with `run`'s usage (argparse gives the main one)."""
+    main_parser, run = _parsers()
+    args, unknown = main_parser.parse_known_args(argv)
+    if unknown:
+        (run if args.command == "run" else main_parser).error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def main(
@@ -49,7 +65,7 @@ def main(
     hooks: Hooks | HooksFactory | None = None,
 ) -> int:
     """Entry point of the console script; returns the exit code (2 for a configuration error)."""
-    args = parser().parse_args(argv)
+    args = _parse(argv)
     overrides = {name: value for name, value in vars(args).items() if name.startswith("MQ_") and value is not None}
     try:
         settings = Settings.from_env(os.environ if environ is None else environ, overrides)
@@ -84,6 +100,9 @@ async def serve(
     out: TextIO | None = None,
 ) -> int:
     """Run the service; with no queue URL configured, on an embedded local SQS server. Returns the exit code."""
+    if settings.embedded:
+        # Refuse a taken admin address before the embedded SQS server starts (a thread and a port for nothing).
+        _bind(settings.admin_host, settings.admin_port).close()
     local = LocalSQS(bucket=settings.s3_bucket or BUCKET_NAME) if settings.embedded else None
     try:
         if local is not None:

@@ -196,6 +196,61 @@ def _import_path(source: str, raw: str) -> str:
     return raw
 
 
+# What each setting means, for `mq-service run --help` (its default comes from Settings and its allowed values from
+# the parsers table below: the words a bad value is refused with).
+_MEANINGS: dict[str, str] = {
+    "queue_url": "the queue to consume",
+    "handler": "the handler, as module:attribute (see handlers/README.md)",
+    "concurrency": "messages handled at once",
+    "processor": "bounded: a pool of `concurrency` workers; unbounded: a task per message; "
+    "partitioned: in order per partition_key",
+    "max_number_of_messages": "messages asked for per ReceiveMessage call",
+    "wait_time_seconds": "long-poll duration of a receive",
+    "visibility_timeout": "seconds a received message stays invisible (extended while its handler runs)",
+    "deletion_interval_s": "longest wait before a partial delete batch is sent; "
+    "unset: the smaller of 10 s and half the visibility timeout",
+    "max_messages_per_s": "messages received per second at most, per pod; unset: no limit",
+    "visibility_heartbeat": "keep extending the visibility of messages still being handled",
+    "admin_host": "the admin API's address",
+    "admin_port": "the admin API's port; 0 picks a free one",
+    "admin_token": "bearer token required by /drain, /publish and /status",
+    "drain_timeout_s": "how long a drain lets running handlers finish before cancelling them",
+    "exit_after_drain": "exit right after a /drain instead of waiting for SIGTERM",
+    "log_level": "the log level",
+    "log_format": "auto: text on a terminal, JSON lines otherwise",
+    "publish_queue_url": "where POST /publish sends; empty: to the consumed queue",
+    "publish_max_batch": "most messages in one POST /publish request",
+    "publish_interval_s": "how long a published message waits for others to share its SendMessageBatch "
+    "while a batch is in flight (a lone message goes at once)",
+    "s3_bucket": "large payloads through S3 (SQS Extended Client format) in this bucket; empty: off",
+    "s3_prefix": "key prefix of the payload objects",
+    "s3_threshold_bytes": "a message whose body and attributes exceed this goes to S3; 0: every message",
+    "s3_delete_payloads": "delete a payload object once its message was deleted",
+    "s3_legacy_attribute": "mark offloaded messages with SQSLargePayloadSize instead of ExtendedPayloadSize",
+    "s3_max_body_bytes": "the largest body accepted for offloading",
+}
+
+
+def _shown_default(default: Any) -> str:
+    if default is None or default == "":
+        return "unset" if default is None else "empty"
+    if isinstance(default, bool):
+        return str(default).lower()
+    return f"{default:g}" if isinstance(default, float) else str(default)
+
+
+def setting_help(name: str) -> str:
+    """`meaning (default: D; allowed: A)` for a setting, from the tables the configuration is read with."""
+    default = next(f.default for f in fields(Settings) if f.name == name)
+    shown = _shown_default(default)
+    try:
+        _PARSERS[name]("", "\x00")  # no setting takes a NUL: its parser answers with what it allows
+        allowed = "any text"
+    except ConfigError as error:
+        allowed = error.allowed
+    return f"{_MEANINGS.get(name, '')} (default: {shown}; allowed: {allowed})".lstrip()
+
+
 _PARSERS: dict[str, Parser] = {
     "queue_url": _url,
     "handler": _import_path,

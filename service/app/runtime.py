@@ -166,7 +166,7 @@ class Runtime:
         settings = self.settings
         lines = [
             "mq-service is running",
-            f"  admin API:      {self.admin_url}  (/healthz /readyz /status /publish /drain /openapi.json)",
+            f"  admin API:      {self.admin_url}  (/healthz /readyz /status /publish /drain /metrics /openapi.json)",
             f"  queue:          {self.queue_url}",
             f"  publish queue:  {self.publish_queue_url}",
             f"  handler:        {settings.handler}",
@@ -175,7 +175,9 @@ class Runtime:
             f"    {publish_command(self.admin_url, token=settings.admin_token is not None)}",
         ]
         print("\n".join(lines), file=self._out, flush=True)
-        _log.info("running", extra={"admin_url": self.admin_url, "settings": settings.summary()})
+        # The queue URLs in use: in embedded mode the settings have none.
+        shown = {**settings.summary(), "queue_url": self.queue_url, "publish_queue_url": self.publish_queue_url}
+        _log.info("running", extra={"admin_url": self.admin_url, "settings": shown})
 
     async def _drain(self) -> dict[str, Any]:
         _log.info("drain started", extra={"in_flight": self.server.in_flight})

@@ -22,13 +22,26 @@ MAX_DELAY_SECONDS = 900
 _ENTRY_KEYS = frozenset(
     {"Id", "MessageBody", "MessageAttributes", "DelaySeconds", "MessageGroupId", "MessageDeduplicationId"}
 )
-# The complement of what SQS accepts: #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF.
-_REFUSED_CHARACTER = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-_ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,256}")
-_RESERVED_PREFIX = re.compile(r"(aws|amazon)\.", re.IGNORECASE)
-_DATA_TYPE = re.compile(r"(String|Number|Binary)(\.[A-Za-z0-9_.\-]+)?")
+# SQS accepts #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF in bodies and attribute values.
+# The complement, as a regex class body written in escapes so that it also serves as a JSON Schema pattern:
+# the characters text can hold that SQS refuses; lone surrogates (which a JSON escape can produce) come on top.
+REFUSED_CHARACTERS = r"\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff"
+# A message attribute name: dot-separated words of [A-Za-z0-9_-] (no leading, trailing or double dot), at most 256
+# characters, not starting with the reserved prefixes.
+ATTRIBUTE_NAME = r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*"
+MAX_ATTRIBUTE_NAME = 256
+RESERVED_PREFIX = r"([Aa][Ww][Ss]|[Aa][Mm][Aa][Zz][Oo][Nn])\."
+DATA_TYPE_LABEL = r"(\.[A-Za-z0-9_.\-]+)?"  # a custom label after the type: Number.float
+DATA_TYPE = f"(String|Number|Binary){DATA_TYPE_LABEL}"
+MAX_DATA_TYPE = 256
 # MessageGroupId and MessageDeduplicationId: up to 128 alphanumeric and punctuation characters.
-_FIFO_TOKEN = re.compile(r"[A-Za-z0-9!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]{1,128}")
+FIFO_TOKEN = r"[A-Za-z0-9!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]{1,128}"
+
+_REFUSED_CHARACTER = re.compile(f"[{REFUSED_CHARACTERS}\\ud800-\\udfff]")
+_ATTRIBUTE_NAME = re.compile(ATTRIBUTE_NAME)
+_RESERVED_PREFIX = re.compile(RESERVED_PREFIX)
+_DATA_TYPE = re.compile(DATA_TYPE)
+_FIFO_TOKEN = re.compile(FIFO_TOKEN)
 
 
 def invalid(code: str, message: str) -> PublishError:
@@ -68,14 +81,18 @@ def build_entry(body: str, **options: Unpack[PublishOptions]) -> dict[str, Any]:
     return entry
 
 
+class CheckedEntry(dict[str, Any]):
+    """An entry (without Id) that passed `checked_entry`."""
+
+
 def checked_entry(
     entry: Mapping[str, Any], *, fifo: bool, content_based_deduplication: bool, max_message_bytes: int
-) -> dict[str, Any]:
+) -> CheckedEntry:
     """A copy of `entry` without its Id, once it passes every check; raises PublishError otherwise."""
     unknown = set(entry) - _ENTRY_KEYS
     if unknown:
         raise invalid("InvalidParameterValue", f"unknown entry fields: {sorted(unknown)}")
-    checked = {key: value for key, value in entry.items() if key != "Id"}
+    checked = CheckedEntry((key, value) for key, value in entry.items() if key != "Id")
     if "MessageAttributes" in checked:
         checked["MessageAttributes"] = {name: dict(value) for name, value in checked["MessageAttributes"].items()}
     _check_body(checked.get("MessageBody"))
@@ -140,11 +157,9 @@ def _check_characters(what: str, text: str) -> None:
 def _check_attribute_name(name: Any) -> None:
     if (
         not isinstance(name, str)
+        or len(name) > MAX_ATTRIBUTE_NAME
         or not _ATTRIBUTE_NAME.fullmatch(name)
         or _RESERVED_PREFIX.match(name)
-        or name.startswith(".")
-        or name.endswith(".")
-        or ".." in name
     ):
         raise invalid(
             "InvalidParameterValue",
@@ -155,7 +170,7 @@ def _check_attribute_name(name: Any) -> None:
 
 def _check_attribute_value(name: str, value: Any) -> None:
     data_type = value.get("DataType") if isinstance(value, Mapping) else None
-    if not isinstance(data_type, str) or len(data_type) > 256 or not _DATA_TYPE.fullmatch(data_type):
+    if not isinstance(data_type, str) or len(data_type) > MAX_DATA_TYPE or not _DATA_TYPE.fullmatch(data_type):
         raise invalid(
             "InvalidParameterValue",
             f"message attribute {name!r}: DataType {data_type!r} is not String, Number or Binary (optionally .custom)",

@@ -18,6 +18,7 @@ from service.errors import ClosedError, ConfigError, PublishError, SQSError
 from service.publishing.entry import (
     MAX_BATCH_BYTES,
     MAX_MESSAGE_BYTES,
+    CheckedEntry,
     PublishOptions,
     build_entry,
     check_attributes,
@@ -118,7 +119,7 @@ class Publisher(Runner[None]):
         self._client = client
         self._instrument_client = instrument_client
         self._max_buffered = max_buffered
-        self.max_message_bytes = max_message_bytes
+        self._max_message_bytes = max_message_bytes
         # What SQS itself takes: an entry that stayed in the message (offloaded or small) must fit.
         self._max_sqs_bytes = min(max_message_bytes, MAX_MESSAGE_BYTES)
         self._offload = offload
@@ -142,6 +143,11 @@ class Publisher(Runner[None]):
         self._stop_timeout_s = DEFAULT_PUBLISH_SHUTDOWN_TIMEOUT_S
         self._active_client: SQSClient | None = None
 
+    @property
+    def max_message_bytes(self) -> int:
+        """The largest message (body and attributes, in bytes) this Publisher sends."""
+        return self._max_message_bytes
+
     def stats(self) -> dict[str, int]:
         """Counters for /status: published, failed, retried (entry re-sends), buffered, in_flight_batches, waiting."""
         return dict(self._counts)
@@ -163,9 +169,12 @@ class Publisher(Runner[None]):
 
     async def publish_entry(self, entry: Mapping[str, Any]) -> str:
         """Send a SendMessageBatchRequestEntry-shaped message (its Id, if any, is replaced); returns the MessageId."""
-        checked = self._check(entry)
+        return await self.publish_checked(self.check_entry(entry))
+
+    async def publish_checked(self, checked: CheckedEntry) -> str:
+        """Send a message `check_entry` passed (so it is not checked again); returns the MessageId."""
         if self._offload is not None:
-            checked = await self._offload(checked)
+            checked = CheckedEntry(await self._offload(checked))  # its own checks passed: the body moved to S3
         await self._wait_for_room()
         return await self._enqueue(checked)
 
@@ -175,8 +184,7 @@ class Publisher(Runner[None]):
         Raises at once: PublishError for an invalid message, asyncio.QueueFull when `max_buffered` messages
         are waiting, ClosedError after shutdown.
         """
-        entry = build_entry(body, **options)
-        checked = self._check(entry)
+        checked = self.check_entry(build_entry(body, **options))
         if self._offload is not None and self._offload.needed(checked):
             raise PublishError(
                 "InvalidParameterValue",
@@ -187,7 +195,11 @@ class Publisher(Runner[None]):
             raise asyncio.QueueFull(f"{self._max_buffered} messages are already waiting to be sent")
         return self._enqueue(checked)
 
-    def _check(self, entry: Mapping[str, Any]) -> dict[str, Any]:
+    def check_entry(self, entry: Mapping[str, Any]) -> CheckedEntry:
+        """`entry` checked against SQS's rules and this queue's (FIFO fields, size limit); raises PublishError.
+
+        Also raises ClosedError after shutdown, RuntimeError before start.
+        """
         if self._closed:
             raise ClosedError(f"the Publisher for {self.queue_url} is shut down and takes no more messages")
         if not self.started:
@@ -209,11 +221,12 @@ class Publisher(Runner[None]):
         if self._closed:
             raise ClosedError(f"the Publisher for {self.queue_url} shut down before the message was buffered")
 
-    def _enqueue(self, entry: dict[str, Any]) -> asyncio.Future[str]:
+    def _enqueue(self, entry: CheckedEntry) -> asyncio.Future[str]:
+        attributes = dict(entry.get("MessageAttributes") or {})
         try:
             self._notify(self._observer.enqueued, entry)
-            # The observer may have added attributes: measure again.
-            check_attributes(entry.get("MessageAttributes"))
+            if (entry.get("MessageAttributes") or {}) != attributes:  # the observer added some: check them
+                check_attributes(entry.get("MessageAttributes"))
             size = check_size(entry, self._max_sqs_bytes)
         except PublishError as error:
             self._notify(self._observer.failed, entry, error)

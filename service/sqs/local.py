@@ -78,9 +78,19 @@ class LocalSQS:
             f"  local SQS:      {self.endpoint}  (embedded; state is lost when the service stops)",
             f"  dead letters:   {self.dead_letter_queue_url}  (after {MAX_RECEIVE_COUNT} receives)",
             f"  large payloads: s3://{self.bucket}  (same local server)",
-            f"  AWS CLI:        AWS_ENDPOINT_URL_SQS={self.endpoint} AWS_ACCESS_KEY_ID=test "
-            f"AWS_SECRET_ACCESS_KEY=test AWS_REGION={REGION} aws sqs ...",
+            f"  AWS CLI:        {self.aws_cli_command('list-queues')}",
         ]
+
+    def aws_cli_command(self, arguments: str) -> str:
+        """An `aws sqs` command line for this server that works with AWS CLI v1 and v2.
+
+        v1 ignores AWS_ENDPOINT_URL_SQS and reads only AWS_DEFAULT_REGION: hence `--endpoint-url` and both variables.
+        """
+        credentials = " ".join(f"{key}={value}" for key, value in _TEST_CREDENTIALS.items())
+        return (
+            f"{credentials} AWS_REGION={REGION} AWS_DEFAULT_REGION={REGION} "
+            f"aws --endpoint-url {self.endpoint} sqs {arguments}"
+        )
 
     def stop(self) -> None:
         """Stop the server and restore the AWS environment."""

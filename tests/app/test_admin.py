@@ -13,8 +13,9 @@ import httpx
 import pytest
 
 from handlers.example import router
-from service.app.admin.routes import _publish_response, create_app
-from service.app.admin.schema import request_schema
+from service.app.admin import create_app
+from service.app.admin.publish import publish_response
+from service.app.admin.publish_schema import QueueKind, request_schema
 from service.app.config import Settings
 from service.app.runtime import Runtime
 from service.consumer.health import READY_MAX_RECEIVE_ERRORS
@@ -43,27 +44,29 @@ def client_for(runtime: Runtime, **settings: Any) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=transport, base_url="http://admin")
 
 
+MIB = 1_048_576
 BAD_REQUESTS: list[tuple[str, bytes | None, Any, int, str]] = [
     ("not JSON", b"{body:", None, 400, "not valid JSON"),
     ("NaN", b'{"body": NaN}', None, 400, "not valid JSON"),
-    ("empty body", b"", None, 400, "not valid JSON"),
-    ("a list", None, [], 422, "must be one message"),
-    ("no body", None, {}, 422, "one message"),
+    ("empty body", b"", None, 400, "the request has no body"),
+    ("a list", None, [], 422, "must be an object: one message"),
+    ("no body", None, {}, 422, "'body' is required"),
     ("unknown field", None, {"body": "x", "colour": "red"}, 422, "unknown field 'colour'"),
-    ("null body", None, {"body": None}, 422, "$.body: must be"),
-    ("delay too long", None, {"body": "x", "delay_s": 901}, 422, "$.delay_s: must be from 0 to 900"),
-    ("delay as text", None, {"body": "x", "delay_s": "5"}, 422, "$.delay_s: must be an integer"),
-    ("empty route", None, {"body": "x", "route": ""}, 422, "$.route: at least 1"),
+    ("null body", None, {"body": None}, 422, '"path":"$.body","message":"must be a string or an object'),
+    ("delay too long", None, {"body": "x", "delay_s": 901}, 422, "must be from 0 to 900"),
+    ("delay as text", None, {"body": "x", "delay_s": "5"}, 422, "must be an integer, not a string"),
+    ("empty route", None, {"body": "x", "route": ""}, 422, '"path":"$.route","message":"must not be empty"'),
     ("11 attributes", None, {"body": "x", "message_attributes": {f"a{i}": "v" for i in range(11)}}, 422, "at most 10"),
     ("attribute number", None, {"body": "x", "message_attributes": {"n": 5}}, 422, "$.message_attributes.n"),
-    ("empty batch", None, {"messages": []}, 422, "at least 1 items"),
-    ("batch too large", None, {"messages": [{"body": "x"}] * 4}, 413, "at most 3 items"),
+    ("empty batch", None, {"messages": []}, 422, '"message":"at least 1 item"'),
+    ("batch too large", None, {"messages": [{"body": "x"}] * 4}, 422, "at most 3 items, not 4"),
     ("bad batch item", None, {"messages": [{"body": "x"}, {"body": "y", "x": 1}]}, 422, "$.messages[1]"),
-    ("reserved attribute name", None, {"body": "x", "message_attributes": {"AWS.x": "v"}}, 422, "AWS.x"),
-    ("refused character", None, {"body": "a\u0000b"}, 422, "U+0000"),
-    ("FIFO id on a standard queue", None, {"body": "x", "deduplication_id": "d"}, 422, "only for FIFO"),
-    ("one bad message in a batch", None, {"messages": [{"body": "ok"}, {"body": ""}]}, 422, "MessageBody"),
-    ("request over 10 MiB", b'{"body": "' + b"x" * (10 * 1_048_576) + b'"}', None, 413, "larger than"),
+    ("reserved attribute name", None, {"body": "x", "message_attributes": {"AWS.x": "v"}}, 422, "'AWS.x' is not"),
+    ("refused character", None, {"body": "a\u0000b"}, 422, "U+0000 at index 1"),
+    ("FIFO id on a standard queue", None, {"body": "x", "deduplication_id": "d"}, 422, "unknown field 'dedup"),
+    ("FIFO group on a standard queue", None, {"body": "x", "group_id": "g"}, 422, "unknown field 'group_id'"),
+    ("oversized message in a batch", None, {"messages": [{"body": "ok"}, {"body": "x" * (MIB + 1)}]}, 422, 'index":1'),
+    ("request over 10 MiB", b'{"body": "' + b"x" * (10 * MIB) + b'"}', None, 413, "larger than"),
 ]
 
 
@@ -119,7 +122,7 @@ async def test_publish_one_and_a_batch(make_queue: QueueFactory, sqs: SQSClient)
 )
 def test_publish_status_codes(results: list[str | BaseException], batch: bool, status: int) -> None:
     # SQS cannot be made to fail one entry of a valid batch on demand, so the mapping is checked directly.
-    assert _publish_response(results, batch=batch).status_code == status
+    assert publish_response(results, batch=batch).status_code == status
 
 
 @pytest.mark.parametrize(
@@ -179,9 +182,10 @@ async def test_openapi_document_describes_every_route(service: Runtime) -> None:
     async with client_for(service, admin_token=TOKEN) as client:
         document = (await client.get("/openapi.json")).json()
     assert document["openapi"] == "3.1.0"
-    assert set(document["paths"]) == {"/healthz", "/readyz", "/drain", "/publish", "/status", "/openapi.json"}
+    routes = {"/healthz", "/readyz", "/drain", "/publish", "/status", "/openapi.json", "/metrics"}
+    assert set(document["paths"]) == routes
     body_schema = document["paths"]["/publish"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    assert body_schema == request_schema(3)
+    assert body_schema == request_schema(QueueKind(fifo=False), 3)
     assert document["paths"]["/status"]["get"]["security"] == [{"bearer": []}]
     assert "security" not in document["paths"]["/healthz"]["get"]
 
@@ -192,10 +196,31 @@ async def test_publish_while_draining_is_503(service: Runtime, sqs: SQSClient) -
         response = await client.post("/publish", json={"body": "late"})
         ready = await client.get("/readyz")
         alive = await client.get("/healthz")
+        status = (await client.get("/status")).json()
     assert response.status_code == 503
+    assert response.json() == {"error": "the service is draining: it publishes nothing more"}
     assert ready.json() == {"ready": False, "reason": "draining"}
     assert alive.status_code == 200
+    # One word, one meaning: /status says what /healthz says, and separately that the pipeline stopped.
+    assert (status["alive"], status["pipeline_running"], status["ready"]) == (True, False, False)
+    assert status["not_ready_reason"] == "draining"
     assert await queue_counts(sqs, service.queue_url) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "allow"),
+    [("GET", "/nowhere", 404, None), ("DELETE", "/status", 405, "GET"), ("GET", "/publish", 405, "POST")],
+)
+async def test_unknown_routes_and_methods_answer_json(
+    service: Runtime, method: str, path: str, status: int, allow: str | None
+) -> None:
+    async with client_for(service) as client:
+        response = await client.request(method, path)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    assert set(response.json()) == {"error"}
+    if allow is not None:
+        assert allow in response.headers["allow"]
 
 
 async def test_liveness_fails_when_no_receive_attempt_completes(
@@ -209,10 +234,12 @@ async def test_liveness_fails_when_no_receive_attempt_completes(
         runtime = Runtime(dataclasses.replace(BASE, queue_url=url), router, handle_signals=False)
         await runtime.start()
         try:
-            # Long enough that a busy machine answers the first probe within it; the loop below waits it out.
-            app = create_app(runtime, receive_stall_s=5.0)
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://admin") as client:
+            # The same stalled loop, judged with a generous limit, is alive: the 503 below is the stall's.
+            patient = httpx.ASGITransport(app=create_app(runtime, receive_stall_s=600.0))
+            async with httpx.AsyncClient(transport=patient, base_url="http://admin") as client:
                 assert (await client.get("/healthz")).status_code == 200
+            app = create_app(runtime, receive_stall_s=1.0)
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://admin") as client:
                 started = time.monotonic()
                 while (alive := await client.get("/healthz")).status_code == 200:
                     assert time.monotonic() - started < 60

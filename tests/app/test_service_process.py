@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -13,6 +14,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from service.app.cli import main
+from service.app.config import ENV_VARIABLES, setting_help
+from service.sqs.local import LocalSQS
 from tests.support.process import ROOT, SERVICE_ENV, Process, env_for, publish, service_process
 from tests.support.sqs import QueueFactory, eventually, queue_counts
 
@@ -67,18 +71,75 @@ async def test_after_drain_it_waits_for_sigterm(tmp_path: Path, make_queue: Queu
         assert await service.exit_code(15) == 0
 
 
-async def test_embedded_mode_handles_a_published_message_and_exits_after_drain(tmp_path: Path) -> None:
-    env = {**os.environ, **SERVICE_ENV, "MQ_EXIT_AFTER_DRAIN": "true"}
+def _embedded_env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, **SERVICE_ENV, **extra}
     for name in ("MQ_QUEUE_URL", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL"):
         env.pop(name, None)
-    async with service_process(env, tmp_path / "stderr.log") as service:
+    return env
+
+
+async def test_embedded_mode_handles_a_published_message_and_exits_after_drain(tmp_path: Path) -> None:
+    async with service_process(_embedded_env(MQ_EXIT_AFTER_DRAIN="true"), tmp_path / "stderr.log") as service:
         assert "local SQS:" in service.stdout
         assert "/123456789012/mq-service-dlq" in service.stdout
+        assert "/metrics" in service.stdout
+        queue_url = next(line.split()[1] for line in service.stdout.splitlines() if line.startswith("  queue:"))
+        assert queue_url.endswith("/123456789012/mq-service")
+        assert (await service.status())["settings"]["queue_url"] == queue_url
+        (running,) = service.log_events("running")
+        assert running["settings"]["queue_url"] == queue_url
+        if shutil.which("aws") is not None:  # the banner's AWS CLI line, pasted into a shell, works
+            assert queue_url in await _run_aws_cli_line(service.stdout)
         response = await service.client.post("/publish", json={"route": "hello", "body": "hi"})
         assert response.status_code == 200, response.text
         await eventually(lambda: _pipeline_has(service, deleted=1))
         assert (await service.client.get("/drain")).status_code == 200
         assert await service.exit_code(15) == 0
+
+
+def test_the_aws_cli_line_works_with_cli_v1_and_v2() -> None:
+    # AWS CLI v1 ignores AWS_ENDPOINT_URL_SQS and reads AWS_DEFAULT_REGION only; v2 reads either region variable.
+    line = LocalSQS(endpoint="http://127.0.0.1:4566").aws_cli_command("list-queues")
+    assert "aws --endpoint-url http://127.0.0.1:4566 sqs list-queues" in line
+    assert "AWS_REGION=us-east-1" in line
+    assert "AWS_DEFAULT_REGION=us-east-1" in line
+    assert "AWS_ENDPOINT_URL_SQS" not in line
+
+
+async def _run_aws_cli_line(banner: str) -> str:
+    line = next(line for line in banner.splitlines() if "AWS CLI:" in line).split("AWS CLI:", 1)[1].strip()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    process = await asyncio.create_subprocess_shell(
+        line, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, stderr.decode()
+    return stdout.decode()
+
+
+def test_run_help_shows_each_flags_default_allowed_values_and_meaning(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "overrides" not in text
+    assert (
+        "messages handled at once (default: 10; allowed: an integer from 1 to 100000); variable MQ_CONCURRENCY" in text
+    )
+    assert "(default: bounded; allowed: one of bounded, unbounded, partitioned)" in text
+    for name, variable in ENV_VARIABLES.items():
+        assert f"variable {variable}" in text
+        assert not setting_help(name).startswith("(default"), f"{name} has no meaning in the help table"
+
+
+def test_an_unknown_flag_after_run_shows_runs_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--concurency", "5"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: mq-service run ")
+    assert "--queue-url VALUE" in err
+    assert "unrecognized arguments: --concurency 5" in err
 
 
 @pytest.mark.parametrize(
@@ -100,6 +161,20 @@ async def test_a_bad_configuration_stops_start_up(args: list[str], env: dict[str
     assert process.returncode == 2
     assert stderr.decode().startswith("mq-service: configuration error: ")
     assert expected in stderr.decode()
+
+
+async def test_a_taken_admin_port_is_refused_before_the_embedded_sqs_server_starts() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = _embedded_env(MQ_ADMIN_PORT=str(taken.getsockname()[1]), MQ_LOG_LEVEL="INFO")
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "service", "run", cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE
+        )
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 2
+    assert "MQ_ADMIN_HOST/MQ_ADMIN_PORT" in stderr.decode()
+    assert "local SQS server started" not in stderr.decode()
 
 
 async def test_a_taken_admin_port_is_a_configuration_error(make_queue: QueueFactory) -> None:

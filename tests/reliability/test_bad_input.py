@@ -252,7 +252,7 @@ BAD_MESSAGES: list[tuple[str, Any, int]] = [
     ("11 attributes", {"body": "x", "message_attributes": {f"a{i}": "v" for i in range(11)}}, 422),
     ("an empty body", {"body": ""}, 422),
     ("a deduplication id on a standard queue", {"body": "x", "deduplication_id": "d"}, 422),
-    ("a batch over the limit", {"messages": [{"body": "x"}] * 6}, 413),
+    ("a batch over the limit", {"messages": [{"body": "x"}] * 6}, 422),
 ]
 
 

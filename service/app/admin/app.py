@@ -1,0 +1,49 @@
+"""The admin app: route groups assembled into one Starlette app, with `/openapi.json` describing them all.
+
+A route group is a function `(service, guard) -> RouteGroup`: its routes, their OpenAPI path items and the
+components they use. `create_app(service, groups=[...])` plugs in more groups the same way as the built-in ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+
+from starlette.applications import Starlette
+
+from service.app.admin.auth import BearerGuard
+from service.app.admin.drain import drain_group
+from service.app.admin.errors import EXCEPTION_HANDLERS, errors_group
+from service.app.admin.metrics import MetricsRenderer, metrics_group
+from service.app.admin.openapi import RouteGroup, openapi_group
+from service.app.admin.probes import Liveness, probes_group
+from service.app.admin.protocol import AdminService
+from service.app.admin.publish import publish_group
+from service.app.admin.status import status_group
+
+GroupFactory = Callable[[AdminService, BearerGuard], RouteGroup]
+"""Builds one route group for a service; the guard protects (and documents) the routes that need the token."""
+
+
+def create_app(
+    service: AdminService,
+    *,
+    metrics: MetricsRenderer | None = None,
+    receive_stall_s: float | None = None,
+    groups: Sequence[GroupFactory] = (),
+) -> Starlette:
+    """The admin app. `metrics` renders `GET /metrics` as (body, content type); `groups` adds route groups."""
+    liveness = Liveness(service, receive_stall_s)
+    factories: list[GroupFactory] = [
+        partial(probes_group, liveness=liveness),
+        drain_group,
+        publish_group,
+        partial(status_group, liveness=liveness),
+        partial(metrics_group, render=metrics),
+        *groups,
+    ]
+    guard = BearerGuard(service.settings.admin_token)
+    built = [errors_group(), *(factory(service, guard) for factory in factories)]
+    built.append(openapi_group(built))
+    routes = [route for group in built for route in group.routes]
+    return Starlette(routes=routes, exception_handlers=dict(EXCEPTION_HANDLERS))

@@ -1,0 +1,33 @@
+"""The one seam between the admin API and the running service: what the app needs from the Runtime."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+if TYPE_CHECKING:
+    from service.app.config import Settings
+    from service.consumer.server import Server
+    from service.publishing.publisher import Publisher
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class AdminService(Protocol):
+    """What the admin API needs from the running service (the Runtime)."""
+
+    settings: Settings
+    server: Server
+    publisher: Publisher
+
+    @property
+    def draining(self) -> bool:
+        """True from the moment a drain was asked for."""
+        ...
+
+    async def drain(self) -> dict[str, Any]:
+        """Drain the service (once); every caller gets the same summary."""
+        ...

@@ -1,0 +1,77 @@
+"""`GET /status`: liveness, readiness, pipeline and publisher counters, settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from service.app.admin.auth import BearerGuard
+from service.app.admin.openapi import RouteGroup, json_response
+from service.app.admin.probes import Liveness, not_ready_reason
+from service.app.admin.protocol import AdminService
+
+_NULLABLE_TEXT = {"type": ["string", "null"]}
+_STATUS = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["alive", "pipeline_running", "draining", "ready", "in_flight", "pipeline", "publisher", "settings"],
+    "properties": {
+        "alive": {"type": "boolean", "description": "The same verdict as /healthz."},
+        "alive_problem": _NULLABLE_TEXT | {"description": "Why /healthz fails, or null."},
+        "pipeline_running": {"type": "boolean", "description": "The message pipeline runs (false after a drain)."},
+        "draining": {"type": "boolean"},
+        "ready": {"type": "boolean", "description": "The same verdict as /readyz."},
+        "not_ready_reason": _NULLABLE_TEXT | {"description": "Why /readyz fails, or null."},
+        "in_flight": {"type": "integer", "minimum": 0},
+        "pipeline": {
+            "type": "object",
+            "description": "Counters since start (`deleted` lags `handled` by up to MQ_DELETION_INTERVAL_S) "
+            "and the receive loop's state.",
+            "required": ["received", "handled", "failed", "deleted", "released", "consecutive_receive_errors"],
+        },
+        "publisher": {"type": "object", "required": ["published", "failed", "retried", "buffered"]},
+        "settings": {"type": "object", "required": ["queue_url", "publish_queue_url", "admin_token_set"]},
+    },
+}
+
+
+def status(service: AdminService, liveness: Liveness) -> dict[str, Any]:
+    """The /status body."""
+    server = service.server
+    alive_problem = liveness.problem()
+    not_ready = not_ready_reason(service)
+    return {
+        "alive": alive_problem is None,
+        "alive_problem": alive_problem,
+        "pipeline_running": server.alive,
+        "draining": service.draining,
+        "ready": not_ready is None,
+        "not_ready_reason": not_ready,
+        "in_flight": server.in_flight,
+        "pipeline": server.health.snapshot(),
+        "publisher": service.publisher.stats(),
+        "settings": shown_settings(service),
+    }
+
+
+def shown_settings(service: AdminService) -> dict[str, Any]:
+    """The settings without secrets, with the queue URLs in use (the embedded queue's, when there is one)."""
+    summary = service.settings.summary()
+    return {**summary, "queue_url": service.server.queue_url, "publish_queue_url": service.publisher.queue_url}
+
+
+def status_group(service: AdminService, guard: BearerGuard, *, liveness: Liveness) -> RouteGroup:
+    """The status route, behind the guard."""
+
+    async def status_endpoint(request: Request) -> Response:
+        return JSONResponse(status(service, liveness))
+
+    operation = {
+        "summary": "Liveness and readiness verdicts, pipeline and publisher counters, settings.",
+        "responses": {"200": json_response("The status.", _STATUS)},
+    }
+    route = Route("/status", guard(status_endpoint), methods=["GET"])
+    return RouteGroup([route], {"/status": {"get": guard.document(operation)}})

@@ -1,0 +1,116 @@
+"""The admin API's contract: `schemathesis run --checks all` against the real service process finds nothing.
+
+Run as a client author would: the CLI, every check on, against `python -m service run`, once per mode that
+changes `/openapi.json` (a standard or a FIFO publish queue, with or without content-based deduplication, the
+token on or off). Only `/drain` is left out: it ends the run. Bounded and deterministic, so a run takes seconds
+and a failure reproduces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.process import ROOT, env_for, service_process
+from tests.support.sqs import QueueFactory, eventually
+
+SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
+EXAMPLES_PER_OPERATION = 25
+RUN_TIMEOUT_S = 240
+TOKEN = "contract-t0ken"
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One shape of the contract."""
+
+    fifo: bool
+    content_based_deduplication: bool
+    token: bool
+    ready: bool = True  # False: the consumed queue does not exist, so /readyz answers 503 all along
+
+
+MODES = {
+    "standard queue, token": Mode(fifo=False, content_based_deduplication=False, token=True),
+    "FIFO queue, no token, never ready": Mode(fifo=True, content_based_deduplication=False, token=False, ready=False),
+    "FIFO queue with content-based deduplication, token": Mode(fifo=True, content_based_deduplication=True, token=True),
+}
+
+
+async def _queues(make_queue: QueueFactory, mode: Mode) -> tuple[str, str]:
+    """(consumed queue, publish queue)."""
+    consumed = await make_queue()
+    if not mode.ready:
+        consumed = consumed.rsplit("/", 1)[0] + "/never-created"
+    if not mode.fifo:
+        return consumed, await make_queue()
+    deduplication = "true" if mode.content_based_deduplication else "false"
+    return consumed, await make_queue(fifo=True, ContentBasedDeduplication=deduplication)
+
+
+async def _answers(client: httpx.AsyncClient, path: str) -> bool:
+    return (await client.get(path)).status_code == 200
+
+
+async def run_schemathesis(admin_url: str, cwd: Path, *, token: str | None) -> tuple[int, str]:
+    """`schemathesis run` with every check; (exit code, output)."""
+    command = [
+        str(SCHEMATHESIS),
+        "--config-file",
+        str(ROOT / "schemathesis.toml"),
+        "run",
+        f"{admin_url}/openapi.json",
+        "--checks",
+        "all",
+        "--exclude-path",
+        "/drain",
+        "--max-examples",
+        str(EXAMPLES_PER_OPERATION),
+        "--generation-deterministic",
+        "--request-timeout",
+        "30",
+        "--no-color",
+    ]
+    if token is not None:
+        command += ["-H", f"Authorization: Bearer {token}"]
+    process = await asyncio.create_subprocess_exec(
+        *command, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT_S)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return process.returncode, output.decode(errors="replace")
+
+
+@pytest.mark.timeout(RUN_TIMEOUT_S + 60)
+@pytest.mark.parametrize("mode", MODES.values(), ids=list(MODES))
+async def test_schemathesis_finds_no_contract_defect(make_queue: QueueFactory, tmp_path: Path, mode: Mode) -> None:
+    consumed, published = await _queues(make_queue, mode)
+    token = TOKEN if mode.token else None
+    env = env_for(consumed, MQ_PUBLISH_QUEUE_URL=published, MQ_LOG_LEVEL="WARNING", MQ_PUBLISH_MAX_BATCH="5")
+    if token is not None:
+        env["MQ_ADMIN_TOKEN"] = token
+    async with service_process(env, tmp_path / "service.log") as service:
+        probe = "/readyz" if mode.ready else "/healthz"
+        await eventually(lambda: _answers(service.client, probe), what=f"{probe} answers 200")
+        document = (await service.client.get("/openapi.json")).json()
+        code, output = await run_schemathesis(service.admin_url, tmp_path, token=token)
+        assert service.process.returncode is None, "the run took the service down"
+        assert (await service.client.get("/healthz")).status_code == 200
+    assert code == 0, output[-6000:]
+    assert "No issues found" in output, output[-3000:]
+    assert "Tested: 5" in output, output[-3000:]  # healthz, readyz, publish, status, metrics
+    fields = document["paths"]["/publish"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    message = fields["oneOf"][0]
+    assert ("group_id" in message["properties"]) is mode.fifo
+    assert ("deduplication_id" in message["required"]) is (mode.fifo and not mode.content_based_deduplication)
+    assert ("security" in document["paths"]["/publish"]["post"]) is mode.token
