@@ -34,6 +34,8 @@ def max_request_bytes(publisher: Publisher) -> int:
     """The largest /publish request read: 10 MiB, or room for one message of the Publisher's largest size."""
     largest = _JSON_ESCAPE_ALLOWANCE * publisher.max_message_bytes + _REQUEST_OVERHEAD_BYTES
     return max(MAX_REQUEST_BYTES, largest)
+
+
 _INVALID = 422
 _DRAINING = "the service is draining: it publishes nothing more"
 
