@@ -24,6 +24,7 @@ import uvicorn
 
 from service.app.admin import create_app
 from service.app.config import Settings
+from service.app.operations import Operations
 from service.consumer.handler import Handler, SyncHandler, as_handler
 from service.consumer.server import MAX_RECEIVE_LOOPS, Server
 from service.errors import ConfigError
@@ -70,6 +71,12 @@ class Runtime:
             self.hooks = hooks or Hooks()
         else:
             self.hooks = hooks(self.queue_url, self.publish_queue_url)
+        self.operations = Operations(
+            self.queue_url,
+            self.publish_queue_url,
+            on_action=self.hooks.operator_action,
+            instrument_client=self.hooks.instrument_client,
+        )
         handler = as_handler(handler)
         self._handler = handler if self.hooks.wrap_handler is None else self.hooks.wrap_handler(handler)
         self.server, self.publisher = self._build(None, None)
@@ -126,6 +133,7 @@ class Runtime:
             )
         await self.server.start()
         await self.publisher.start()
+        await self.operations.start()
 
     def _build(self, server_client: SQSClient | None, publish_client: SQSClient | None) -> tuple[Server, Publisher]:
         """The Server and the Publisher; without a client each creates (and closes) its own."""
@@ -141,7 +149,7 @@ class Runtime:
             visibility_timeout=settings.visibility_timeout,
             deletion_interval_s=settings.deletion_interval_s,
             visibility_heartbeat=settings.visibility_heartbeat,
-            observer=self.hooks.observer,
+            observer=self.operations.observer(self.hooks.observer),
             middleware=self.hooks.server_middleware,
         )
         publisher = Publisher(
@@ -200,7 +208,9 @@ class Runtime:
         _log.info("drain started", extra={"in_flight": self.server.in_flight})
         timeout_s = self.settings.drain_timeout_s
         try:
-            pipeline, _ = await asyncio.gather(self._shutdown_server(timeout_s), self._shutdown_publisher(timeout_s))
+            pipeline, *_ = await asyncio.gather(
+                self._shutdown_server(timeout_s), self._shutdown_publisher(timeout_s), self.operations.shutdown()
+            )
         finally:
             await self._clients.aclose()
         summary = {"server": pipeline, "publisher": self.publisher.stats()}

@@ -23,7 +23,7 @@ class Hooks:
     `observer` and `publish_observer` see what happens to messages; `server_middleware` wraps the Server's
     handling step and `wrap_handler` the handler itself; `instrument_client` gets each SQS client the
     runtime creates; `metrics` renders the metrics for `GET /metrics` as (body, content type); `wrap_asgi`
-    wraps the admin app (HTTP server spans).
+    wraps the admin app (HTTP server spans); `operator_action` counts each operator action (action, outcome).
     """
 
     observer: PipelineObserver | None = None
@@ -33,6 +33,7 @@ class Hooks:
     instrument_client: Callable[[SQSClient], None] | None = None
     metrics: Callable[[], tuple[bytes, str]] | None = None
     wrap_asgi: Callable[[ASGIApp], ASGIApp] | None = None
+    operator_action: Callable[[str, str], None] | None = None
 
 
 HooksFactory = Callable[[str, str], Hooks]

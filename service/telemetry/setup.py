@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from service.telemetry.consumer import ConsumerTelemetry
 from service.telemetry.hooks import Hooks
-from service.telemetry.metrics import ConsumerMetrics, PublishMetrics
+from service.telemetry.metrics import ConsumerMetrics, OperatorMetrics, PublishMetrics
 from service.telemetry.producer import PublisherTelemetry
 from service.telemetry.sqs_calls import ReceiveLinks, instrument_client
 
@@ -132,6 +132,7 @@ class Telemetry:
             instrument_client=self.instrument_client,
             metrics=self.metrics,
             wrap_asgi=self.wrap_asgi,
+            operator_action=OperatorMetrics(self._meter()).action,
         )
 
     def install(self) -> None:

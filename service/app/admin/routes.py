@@ -14,12 +14,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from service.app.admin import dlq, operator, pages
 from service.app.admin.schema import openapi_document, request_schema, schema_errors
 from service.errors import ClosedError, PublishError
 from service.publishing.entry import MAX_MESSAGE_BYTES, build_entry, checked_entry
 
 if TYPE_CHECKING:
     from service.app.config import Settings
+    from service.app.operations import Operations
     from service.consumer.server import Server
     from service.publishing.publisher import Publisher
 
@@ -38,6 +40,7 @@ class AdminService(Protocol):
     settings: Settings
     server: Server
     publisher: Publisher
+    operations: Operations
 
     @property
     def draining(self) -> bool:
@@ -71,10 +74,12 @@ class _Liveness:
         if health.stopped or health.draining:
             return None
         now = time.monotonic()
-        if server.in_flight >= server.processor.capacity:
+        # Paused on purpose (/pause), or every handler busy: the receive loop waits, it is not stuck.
+        if server.paused or server.in_flight >= server.processor.capacity:
             self._busy_at = now
             return None
-        last = max(health.last_receive_attempt_at or health.started_at, self._busy_at)
+        resumed_at = self._service.operations.resumed_at
+        last = max(health.last_receive_attempt_at or health.started_at, self._busy_at, resumed_at)
         if now - last > self._stall_limit_s:
             return f"no receive attempt completed for {now - last:.0f} s"
         return None
@@ -100,6 +105,9 @@ def create_app(
         Route("/openapi.json", endpoints.openapi, methods=["GET"]),
         Route("/metrics", _metrics_endpoint(metrics), methods=["GET"]),
     ]
+    for group in (operator, dlq, pages):
+        admin_routes += group.routes(service, guard)
+        endpoints.document["paths"].update(group.path_items(protected=settings.admin_token is not None))
     return Starlette(routes=admin_routes)
 
 
@@ -119,7 +127,7 @@ class _Endpoints:
         self._service = service
         self._liveness = liveness
         self._schema = request_schema(settings.publish_max_batch)
-        self._document = openapi_document(settings.publish_max_batch, protected=settings.admin_token is not None)
+        self.document = openapi_document(settings.publish_max_batch, protected=settings.admin_token is not None)
 
     async def healthz(self, request: Request) -> Response:
         """Liveness."""
@@ -149,7 +157,7 @@ class _Endpoints:
 
     async def openapi(self, request: Request) -> Response:
         """The OpenAPI document."""
-        return JSONResponse(self._document)
+        return JSONResponse(self.document)
 
 
 def _not_ready_reason(service: AdminService) -> str | None:
@@ -173,6 +181,8 @@ def _status(service: AdminService) -> dict[str, Any]:
         "draining": service.draining,
         "ready": _not_ready_reason(service) is None,
         "in_flight": server.in_flight,
+        **operator.pause_state(server),
+        "max_messages_per_s": server.rate_limit,
         "pipeline": server.health.snapshot(),
         "publisher": service.publisher.stats(),
         "settings": service.settings.summary(),
