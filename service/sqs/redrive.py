@@ -199,6 +199,12 @@ class Redrive:
 
 
 def _unsupported(error: SQSError) -> bool:
-    """True when the server has no message move tasks."""
+    """True when the server has no message move tasks: it says so, or answers with no SQS error at all (botocore
+    then names the error by its HTTP status; moto's bare 500 page). Real SQS's own failures carry a code."""
     text = error.sqs_message.lower()
-    return error.code in _UNSUPPORTED_CODES or "not been implemented" in text or "not implemented" in text
+    return (
+        error.code in _UNSUPPORTED_CODES
+        or error.code.isdigit()
+        or "not been implemented" in text
+        or "not implemented" in text
+    )
