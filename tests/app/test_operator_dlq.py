@@ -171,7 +171,6 @@ async def test_cancel_stops_a_slow_redrive_and_a_second_one_is_refused(make_queu
         ("POST", "/dlq/redrive", {"json": {"max_messages_per_s": 501}}, 422, "max_messages_per_s"),
         ("POST", "/dlq/redrive", {"json": {"max_messages_per_s": 1.5}}, 422, "max_messages_per_s"),
         ("POST", "/dlq/redrive", {"json": {"destination": "orders"}}, 422, "destination"),
-        ("GET", "/dlq/redrive", {}, 404, "no redrive has been started"),
         ("DELETE", "/dlq/redrive", {}, 409, "no redrive is running"),
     ],
 )

@@ -36,6 +36,7 @@ REDRIVE_BODY: dict[str, Any] = {
         },
     },
 }
+NO_REDRIVE = {"state": "none", "moved": 0, "to_move": 0, "started_at": None, "finished_at": None, "failure": None}
 PEEK_NOTE = (
     "SQS has no peek: these messages were received with a short visibility timeout and handed back at once; "
     "each peek raises their receive count."
@@ -73,9 +74,7 @@ class _Endpoints:
         """GET: the last redrive; POST: start one; DELETE: cancel the running one."""
         if request.method == "GET":
             current = self._service.operations.redrive.current
-            if current is None:
-                return Refused(404, "no redrive has been started by this pod").response()
-            return JSONResponse(current.as_dict())
+            return JSONResponse(NO_REDRIVE if current is None else current.as_dict())
         action = "dlq.redrive" if request.method == "POST" else "dlq.redrive.cancel"
         asked: dict[str, Any] | None = None
         try:
@@ -154,7 +153,7 @@ _MESSAGE = {
 _REDRIVE = {
     "type": "object",
     "properties": {
-        "state": {"enum": ["running", "completed", "cancelled", "failed"]},
+        "state": {"enum": ["none", "running", "completed", "cancelled", "failed"], "description": "none: not yet"},
         "moved": {"type": "integer"},
         "to_move": {"type": "integer"},
         "started_at": {"type": "number", "description": "Epoch seconds."},
@@ -200,8 +199,8 @@ def path_items(*, protected: bool) -> dict[str, Any]:
         "/dlq/messages": {"get": peek},
         "/dlq/redrive": {
             "get": operation(
-                "The last redrive this pod started.",
-                {"200": task, "404": error(ERROR_SCHEMA, "None started.")},
+                "The last redrive this pod started (state `none` before the first).",
+                {"200": task},
                 protected=protected,
             ),
             "post": operation(
