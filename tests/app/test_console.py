@@ -139,12 +139,12 @@ async def test_the_console_asks_for_the_token_and_reports_a_wrong_one(
         await expect(auth).to_contain_text("needs its admin token", timeout=WAIT_MS)
 
         await page.get_by_test_id("token").fill("wrong")
-        await page.get_by_role("button", name="Use").click()
+        await page.get_by_test_id("use-token").click()
         await expect(auth).to_contain_text("token is wrong", timeout=WAIT_MS)
         await expect(page.get_by_test_id("state")).to_have_text("connecting")
 
         await page.get_by_test_id("token").fill("s3cret-token")
-        await page.get_by_role("button", name="Use").click()
+        await page.get_by_test_id("use-token").click()
         await expect(page.get_by_test_id("state")).to_have_text("running", timeout=WAIT_MS)
         await expect(auth).to_be_hidden()
         # Kept for the session (a reload does not ask again), never in a cookie.

@@ -131,7 +131,9 @@ async def test_peek_shows_dead_lettered_messages_and_redrive_brings_them_back(
         assert audit[0]["asked"] == {}
 
 
-async def test_cancel_stops_a_slow_redrive_and_a_second_one_is_refused(make_queue: QueueFactory, sqs: SQSClient) -> None:
+async def test_cancel_stops_a_slow_redrive_and_a_second_one_is_refused(
+    make_queue: QueueFactory, sqs: SQSClient
+) -> None:
     url = await make_queue(max_receive_count=3)
     dlq_url = await dead_letter_queue_of(sqs, url)
     destination = await make_queue()

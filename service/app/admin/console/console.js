@@ -180,7 +180,7 @@ async function refreshQueues() {
   const queues = await api("GET", "/queues");
   depth("queue", queues.queue);
   depth("dlq", queues.dead_letter_queue);
-  if (!queues.dead_letter_queue) $("dlq-label").textContent = "no dead-letter queue";
+  $("dlq-label").textContent = queues.dead_letter_queue ? `${queues.dead_letter_queue.name} (dead letters)` : "no dead-letter queue";
   $("publish-row").hidden = !queues.publish_queue;
   if (queues.publish_queue) depth("publish", queues.publish_queue);
   $("peek").disabled = !queues.dead_letter_queue;
@@ -224,6 +224,10 @@ async function peek() {
 }
 
 function showRedrive(task) {
+  if (redriveRunning && task.state !== "running") {
+    // What was shown has moved: ask again rather than show stale rows.
+    rows($("dlq-rows"), [], 5, "Redrive ended: press Show messages to see what is left.");
+  }
   redriveRunning = task.state === "running";
   const progress = $("redrive-progress");
   if (task.state === "none") {
