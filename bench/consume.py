@@ -16,9 +16,10 @@ import time
 from typing import Any
 
 from service import Message, Server
+from service.consumer.pipeline import MAX_RECEIVE_LOOPS
 from service.consumer.processors import PROCESSOR_NAMES
 from service.consumer.receiver import REQUIRED_ATTRIBUTE_NAMES
-from service.consumer.server import DEFAULT_ATTRIBUTE_NAMES, MAX_RECEIVE_LOOPS
+from service.consumer.settings import DEFAULT_ATTRIBUTE_NAMES
 from service.sqs.client import create_client, region_for
 
 from .measure import ApiCalls, Usage, emit, phase_result

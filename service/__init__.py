@@ -21,15 +21,15 @@ from service.consumer.retry import (
     RetryPolicy,
 )
 from service.consumer.router import Router
-from service.consumer.server import (
+from service.consumer.server import DEFAULT_SHUTDOWN_TIMEOUT_S, Server
+from service.consumer.settings import (
     DEFAULT_BATCH_DELETE_MAX_MESSAGES,
     DEFAULT_CONCURRENCY,
     DEFAULT_DELETION_INTERVAL_S,
     DEFAULT_MAX_NUMBER_OF_MESSAGES,
-    DEFAULT_SHUTDOWN_TIMEOUT_S,
     DEFAULT_VISIBILITY_TIMEOUT,
     DEFAULT_WAIT_TIME_SECONDS,
-    Server,
+    ServerSettings,
 )
 from service.errors import (
     ClosedError,
@@ -96,6 +96,7 @@ __all__ = [
     "SQSError",
     "Server",
     "ServerGroup",
+    "ServerSettings",
     "ShutdownSummary",
     "SyncHandler",
     "UnboundedProcessor",

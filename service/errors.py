@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Mapping
-from typing import Any, TypeAlias
+from collections.abc import Mapping
+from typing import Any
 
 MAX_VISIBILITY_TIMEOUT = 43200  # 12 hours: SQS's limit, counted from the message's first receipt
 
@@ -25,9 +24,6 @@ TRANSIENT_CODES = frozenset(
 )
 
 
-_log = logging.getLogger("service.server")
-
-
 class MQError(Exception):
     """Base class of every error raised or reported by mq-service."""
 
@@ -40,12 +36,6 @@ class ConfigError(MQError, ValueError):
         self.name = name
         self.value = value
         self.allowed = allowed
-
-
-def check_range(name: str, value: int, low: int, high: int) -> None:
-    """Raise ConfigError unless `value` is an integer from `low` to `high`."""
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(name, value, f"an integer from {low} to {high}")
 
 
 class SQSError(MQError):
@@ -86,7 +76,16 @@ class Retry(Exception):
 
 
 class ReceiveError(MQError):
-    """ReceiveMessage failed; the receive loop backs off and tries again."""
+    """ReceiveMessage (or the start-up check of the queue) failed; the receive loop backs off and tries again.
+
+    `code` is SQS's error code (or the network error's class name); `consecutive` counts failures in a row.
+    """
+
+    def __init__(self, reason: str, *, code: str, queue_url: str, consecutive: int = 1) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.queue_url = queue_url
+        self.consecutive = consecutive
 
 
 class DeleteError(MQError):
@@ -131,16 +130,3 @@ class PublishError(SQSError):
 
 class ClosedError(MQError):
     """The component was shut down and takes no more work."""
-
-
-ErrorHandler: TypeAlias = Callable[[MQError], None]
-
-
-def log_error(error: MQError) -> None:
-    """The default error handler: one log line per error."""
-    if isinstance(error, HandlerError) and isinstance(error.cause, Retry):
-        _log.info("%s", error)
-    elif isinstance(error, HandlerError):
-        _log.warning("%s", error, exc_info=error.cause)
-    else:
-        _log.error("%s", error)

@@ -50,6 +50,9 @@ class Batcher(Generic[T]):
         self._wake = asyncio.Event()
         self._blocked = Waiters()  # puts waiting for room
         self._closed = False
+        self._added = 0
+        self._finished = 0
+        self._flushes: list[tuple[int, asyncio.Future[None]]] = []
 
     @property
     def pending(self) -> int:
@@ -73,9 +76,20 @@ class Batcher(Generic[T]):
             self._open_since = time.monotonic()
             self._wake.set()
         self._open.append(entry)
+        self._added += 1
         self._open_bytes += size
         if len(self._open) >= self._max_entries:
             self._seal()
+
+    async def flush(self) -> None:
+        """Send what is held now without waiting for companions; return once those entries' sends are done."""
+        target = self._added
+        if self._open:
+            self._seal()
+        if self._finished < target:
+            done = asyncio.get_running_loop().create_future()
+            self._flushes.append((target, done))
+            await done
 
     def close(self) -> None:
         """Take no more entries; `run` sends what it holds and returns."""
@@ -106,6 +120,18 @@ class Batcher(Generic[T]):
             _log.exception("batch send failed")
         finally:
             self._in_flight.release()
+            self._finished += len(batch)
+            self._wake_flushes()
+
+    def _wake_flushes(self) -> None:
+        waiting = []
+        for target, done in self._flushes:
+            if self._finished >= target:
+                if not done.done():
+                    done.set_result(None)
+            else:
+                waiting.append((target, done))
+        self._flushes = waiting
 
     def _seal(self) -> None:
         self._ready.append(self._open)

@@ -27,6 +27,11 @@ class Channel(Generic[T]):
     def __len__(self) -> int:
         return len(self._items)
 
+    @property
+    def closed(self) -> bool:
+        """True once `close` was called."""
+        return self._closed
+
     def put_nowait(self, item: T) -> None:
         """Add an item; raises ClosedError once the channel is closed."""
         if self._closed:

@@ -83,21 +83,20 @@ async def serve(
     out: TextIO | None = None,
 ) -> int:
     """Run the service; with no queue URL configured, on an embedded local SQS server. Returns the exit code."""
-    if not settings.embedded:
-        runtime = Runtime(settings, handler, hooks=hooks, handle_signals=handle_signals, out=out)
-        return await runtime.run()
-    local = LocalSQS()
+    local = LocalSQS() if settings.embedded else None
     try:
-        await local.start()
+        if local is not None:
+            await local.start()
         runtime = Runtime(
             settings,
             handler,
-            queue_url=local.queue_url,
+            queue_url=None if local is None else local.queue_url,
             hooks=hooks,
             handle_signals=handle_signals,
             out=out,
-            notes=local.describe(),
+            notes=() if local is None else local.describe(),
         )
         return await runtime.run()
     finally:
-        await asyncio.to_thread(local.stop)
+        if local is not None:
+            await asyncio.to_thread(local.stop)

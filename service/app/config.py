@@ -10,8 +10,8 @@ from typing import Any, cast
 
 from service.consumer.handler import Handler, SyncHandler
 from service.consumer.processors import PROCESSOR_NAMES, ProcessorName
-from service.consumer.retry import MAX_VISIBILITY_TIMEOUT
-from service.errors import ConfigError
+from service.consumer.settings import INTEGER_RANGES, SETTING_NAMES, ServerSettings
+from service.errors import MAX_VISIBILITY_TIMEOUT, ConfigError
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("auto", "json", "text")
@@ -33,8 +33,10 @@ class Settings:
     max_number_of_messages: int = 10
     wait_time_seconds: int = 20
     visibility_timeout: int = 30
-    deletion_interval_s: float = 10.0
+    # None: the smaller of 10 s and half the visibility timeout (ServerSettings derives it).
+    deletion_interval_s: float | None = None
     visibility_heartbeat: bool = True
+    max_messages_per_s: float | None = None
     admin_host: str = "127.0.0.1"
     admin_port: int = 8080
     admin_token: str | None = field(default=None, repr=False)
@@ -73,15 +75,20 @@ class Settings:
         data["admin_token_set"] = self.admin_token is not None
         return data
 
+    def server_settings(self) -> ServerSettings:
+        """The consumer's settings: the fields this shares with ServerSettings (the service's defaults differ
+        from the library's: concurrency 10 and 20 s long polls, as a production consumer wants)."""
+        return ServerSettings(**{name: getattr(self, name) for name in _SERVER_FIELDS})
+
     def _check_together(self, overrides: Mapping[str, str]) -> None:
-        if not self.deletion_interval_s < self.visibility_timeout:
-            variable = ENV_VARIABLES["deletion_interval_s"]
-            raise ConfigError(
-                _where(variable, overrides),
-                f"{self.deletion_interval_s:g}",
-                f"less than MQ_VISIBILITY_TIMEOUT ({self.visibility_timeout}), "
-                "or handled messages reappear before they are deleted",
-            )
+        """The rules that tie settings together are ServerSettings' own: checked there, reported by variable."""
+        try:
+            self.server_settings()
+        except ConfigError as error:
+            allowed = error.allowed
+            for name in _SERVER_FIELDS:
+                allowed = allowed.replace(name, ENV_VARIABLES[name])
+            raise ConfigError(_where(ENV_VARIABLES[error.name], overrides), error.value, allowed) from error
 
 
 def flag_for(variable: str) -> str:
@@ -128,7 +135,7 @@ def _integer(low: int, high: int) -> Parser:
     return parse
 
 
-def _number(low: float, high: float, *, low_open: bool = False) -> Parser:
+def _number(low: float, high: float, *, low_open: bool = False, unit: str = "seconds") -> Parser:
     def parse(source: str, raw: str) -> float:
         try:
             value = float(raw)
@@ -136,7 +143,7 @@ def _number(low: float, high: float, *, low_open: bool = False) -> Parser:
             value = None
         if value is None or not low <= value <= high or (low_open and value == low):
             bound = f"more than {low:g}" if low_open else f"from {low:g}"
-            raise ConfigError(source, raw, f"a number of seconds {bound} to {high:g}")
+            raise ConfigError(source, raw, f"a number of {unit} {bound} to {high:g}")
         return value
 
     return parse
@@ -178,13 +185,14 @@ def _import_path(source: str, raw: str) -> str:
 _PARSERS: dict[str, Parser] = {
     "queue_url": _url,
     "handler": _import_path,
-    "concurrency": _integer(1, 100_000),
+    "concurrency": _integer(*INTEGER_RANGES["concurrency"]),
     "processor": _choice(*PROCESSOR_NAMES),
-    "max_number_of_messages": _integer(1, 10),
-    "wait_time_seconds": _integer(0, 20),
-    "visibility_timeout": _integer(1, MAX_VISIBILITY_TIMEOUT),
+    "max_number_of_messages": _integer(*INTEGER_RANGES["max_number_of_messages"]),
+    "wait_time_seconds": _integer(*INTEGER_RANGES["wait_time_seconds"]),
+    "visibility_timeout": _integer(*INTEGER_RANGES["visibility_timeout"]),
     "deletion_interval_s": _number(0, MAX_VISIBILITY_TIMEOUT, low_open=True),
     "visibility_heartbeat": _boolean,
+    "max_messages_per_s": _number(0, 1_000_000, low_open=True, unit="messages per second"),
     "admin_host": _text,
     "admin_port": _integer(0, 65535),
     "admin_token": _text,
@@ -199,3 +207,5 @@ _PARSERS: dict[str, Parser] = {
 
 ENV_VARIABLES: dict[str, str] = {name: "MQ_" + name.upper() for name in _PARSERS}
 """Settings field -> environment variable (MQ_QUEUE_URL, ...); the flags are `flag_for(variable)`."""
+
+_SERVER_FIELDS = tuple(name for name in SETTING_NAMES if name in ENV_VARIABLES)

@@ -17,7 +17,6 @@ import signal
 import socket
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, TextIO
 
 import uvicorn
@@ -26,14 +25,13 @@ from service.app.admin import create_app
 from service.app.config import Settings
 from service.app.operations import Operations
 from service.consumer.handler import Handler, SyncHandler, as_handler
-from service.consumer.server import MAX_RECEIVE_LOOPS, Server
+from service.consumer.server import Server
 from service.errors import ConfigError
 from service.publishing.publisher import Publisher
-from service.sqs.client import create_client
 from service.telemetry.hooks import Hooks, HooksFactory
 
 if TYPE_CHECKING:
-    from types_aiobotocore_sqs import SQSClient
+    pass
 
 ADMIN_SHUTDOWN_TIMEOUT_S = 5
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -78,8 +76,21 @@ class Runtime:
             instrument_client=self.hooks.instrument_client,
         )
         handler = as_handler(handler)
-        self._handler = handler if self.hooks.wrap_handler is None else self.hooks.wrap_handler(handler)
-        self.server, self.publisher = self._build(None, None)
+        handler = handler if self.hooks.wrap_handler is None else self.hooks.wrap_handler(handler)
+        self.server = Server(
+            self.queue_url,
+            handler,
+            settings.server_settings(),
+            observer=self.operations.observer(self.hooks.observer),
+            middleware=self.hooks.server_middleware,
+            instrument_client=self.hooks.instrument_client,
+        )
+        self.publisher = Publisher(
+            self.publish_queue_url,
+            publish_interval_s=settings.publish_interval_s,
+            observer=self.hooks.publish_observer,
+            instrument_client=self.hooks.instrument_client,
+        )
         self.admin_url = ""
         self.crashed = False
         self._handle_signals = handle_signals
@@ -88,7 +99,6 @@ class Runtime:
         self._signals = 0
         self._drain_task: asyncio.Task[dict[str, Any]] | None = None
         self._stop = asyncio.Event()
-        self._clients = AsyncExitStack()
 
     @property
     def draining(self) -> bool:
@@ -122,51 +132,15 @@ class Runtime:
         finally:
             sock.close()
             await self.drain()  # a no-op after a drain; otherwise (start-up failed) stops what was started
+            await self._server_stopped()
         _log.info("stopped", extra={"crashed": self.crashed})
         return 1 if self.crashed else 0
 
     async def start(self) -> None:
-        """Start the Server and the Publisher (on SQS clients given to `hooks.instrument_client`, if set)."""
-        if self.hooks.instrument_client is not None:
-            self.server, self.publisher = self._build(
-                await self._client(self.queue_url, MAX_RECEIVE_LOOPS + 16), await self._client(self.publish_queue_url)
-            )
+        """Start the Server and the Publisher."""
         await self.server.start()
         await self.publisher.start()
         await self.operations.start()
-
-    def _build(self, server_client: SQSClient | None, publish_client: SQSClient | None) -> tuple[Server, Publisher]:
-        """The Server and the Publisher; without a client each creates (and closes) its own."""
-        settings = self.settings
-        server = Server(
-            self.queue_url,
-            self._handler,
-            client=server_client,
-            concurrency=settings.concurrency,
-            processor=settings.processor,
-            max_number_of_messages=settings.max_number_of_messages,
-            wait_time_seconds=settings.wait_time_seconds,
-            visibility_timeout=settings.visibility_timeout,
-            deletion_interval_s=settings.deletion_interval_s,
-            visibility_heartbeat=settings.visibility_heartbeat,
-            observer=self.operations.observer(self.hooks.observer),
-            middleware=self.hooks.server_middleware,
-        )
-        publisher = Publisher(
-            self.publish_queue_url,
-            client=publish_client,
-            publish_interval_s=settings.publish_interval_s,
-            observer=self.hooks.publish_observer,
-        )
-        return server, publisher
-
-    async def _client(self, queue_url: str, max_pool_connections: int = 20) -> SQSClient:
-        client = await self._clients.enter_async_context(
-            create_client(queue_url, max_pool_connections=max_pool_connections)
-        )
-        assert self.hooks.instrument_client is not None
-        self.hooks.instrument_client(client)
-        return client
 
     async def _start_admin(self, tasks: asyncio.TaskGroup, sock: socket.socket) -> uvicorn.Server:
         app = create_app(self, metrics=self.hooks.metrics)
@@ -207,12 +181,9 @@ class Runtime:
     async def _drain(self) -> dict[str, Any]:
         _log.info("drain started", extra={"in_flight": self.server.in_flight})
         timeout_s = self.settings.drain_timeout_s
-        try:
-            pipeline, *_ = await asyncio.gather(
-                self._shutdown_server(timeout_s), self._shutdown_publisher(timeout_s), self.operations.shutdown()
-            )
-        finally:
-            await self._clients.aclose()
+        pipeline, *_ = await asyncio.gather(
+            self._drain_server(timeout_s), self._shutdown_publisher(timeout_s), self.operations.shutdown()
+        )
         summary = {"server": pipeline, "publisher": self.publisher.stats()}
         _log.info("drained", extra=summary)
         if self.settings.exit_after_drain or self._signals:
@@ -221,9 +192,9 @@ class Runtime:
             _log.info("drained: waiting for SIGTERM")
         return summary
 
-    async def _shutdown_server(self, timeout_s: float) -> dict[str, Any]:
+    async def _drain_server(self, timeout_s: float) -> dict[str, Any]:
         try:
-            return (await self.server.shutdown(timeout_s)).as_dict()
+            return (await self.server.drain(timeout_s)).as_dict()
         except BaseException as exc:  # the pipeline had crashed: shutdown re-raises why
             if isinstance(exc, asyncio.CancelledError):
                 raise
@@ -236,6 +207,17 @@ class Runtime:
             await self.publisher.shutdown(timeout_s)
         except Exception:  # its batch loop had crashed: shutdown re-raises why
             _log.exception("the publisher had stopped on an error")
+
+    async def _server_stopped(self) -> None:
+        """Wait for the receive calls still in flight after a drain (a second signal cuts this short)."""
+        if self.server.alive:
+            _log.info("waiting for the receive calls in flight", extra={"polling": self.server.polling})
+        try:
+            await self.server.wait()
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            pass
 
     async def _watch_pipeline(self) -> None:
         try:

@@ -10,6 +10,9 @@ from service.consumer.message import Message
 class PipelineObserver:
     """Subclass and override what you need; every hook is a no-op here. Hooks must not block or raise."""
 
+    def queue_checked(self) -> None:
+        """The queue answered the start-up check (GetQueueAttributes): it exists and the credentials work."""
+
     def received(self, messages: Sequence[Message], duration_s: float) -> None:
         """A ReceiveMessage call returned `messages` (possibly none) after `duration_s`."""
 

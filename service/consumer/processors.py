@@ -11,6 +11,7 @@ import mmh3
 
 from service.aio.channel import Channel
 from service.consumer.message import Message
+from service.errors import ConfigError
 
 ProcessFn = Callable[[Message], Awaitable[None]]
 ProcessorName = Literal["bounded", "unbounded", "partitioned"]
@@ -192,9 +193,9 @@ def make_processor(processor: ProcessorName | Processor, concurrency: int) -> Pr
             return UnboundedProcessor()
         if processor == "partitioned":
             return PartitionedProcessor(concurrency)
-        raise ValueError(f"processor: {processor!r} is not allowed; expected one of {', '.join(PROCESSOR_NAMES)}")
+        raise ConfigError("processor", processor, f"one of {', '.join(PROCESSOR_NAMES)}")
     if not isinstance(processor, Processor):
-        raise TypeError(f"processor: {processor!r} does not implement the Processor protocol")
+        raise ConfigError("processor", processor, "a processor name or an object with capacity and run()")
     return processor
 
 

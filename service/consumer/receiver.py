@@ -1,24 +1,25 @@
-"""The receive side: long-polling ReceiveMessage loops, paced by the pipeline's free capacity."""
+"""The receive side: long-polling ReceiveMessage loops, paced by the pipeline's free capacity and a rate limit."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
+import contextlib
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from service.aio.backoff import Backoff
-from service.consumer.health import Health
+from service.aio.channel import Channel
+from service.aio.rate import RateLimit
+from service.consumer.ledger import Ledger
+from service.consumer.message import Message
 from service.consumer.observer import PipelineObserver
+from service.consumer.reporting import ErrorHandler
+from service.consumer.settings import ServerSettings
 from service.errors import ReceiveError
 from service.sqs.batch import error_from_exception
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
-
-_log = logging.getLogger("service.receiver")
 
 # Always asked for, whatever the user asks for:
 # the retry policy, the 12-hour cap, FIFO partitioning and tracing need them.
@@ -40,108 +41,113 @@ _CREDENTIAL_CODES = {
     "InvalidSecurity",
 }
 
-
-class Capacity:
-    """Credits for messages in the pipeline: a receive takes credits first, a settled message gives one back.
-
-    Waiters are served in order, so a loop waiting for a full batch is not starved by smaller takes.
-    """
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.free = total
-        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
-
-    async def take(self, want: int) -> int:
-        """Wait until `want` credits (at most the total) are free, and take them."""
-        want = min(want, self.total)
-        if not self._waiters and self.free >= want:
-            self.free -= want
-            return want
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append((want, waiter))
-        try:
-            await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self.give(want)  # granted just as we were cancelled
-            elif (want, waiter) in self._waiters:
-                self._waiters.remove((want, waiter))
-            raise
-        return want
-
-    def give(self, count: int) -> None:
-        """Return `count` credits and wake the waiters they satisfy."""
-        self.free += count
-        while self._waiters and self._waiters[0][0] <= self.free:
-            want, waiter = self._waiters.popleft()
-            if not waiter.done():
-                self.free -= want
-                waiter.set_result(None)
+MessageFactory = Callable[[dict[str, Any]], Message]
 
 
 class Receiver:
-    """Runs `loops` receive loops; each takes up to `max_number_of_messages` credits, then long-polls."""
+    """Checks the queue once, then runs receive loops; each reserves credits and rate tokens, then long-polls.
+
+    Received messages go into `messages`; while paused or stopping, what a call in flight brings is
+    handed back at once through `release` instead.
+    """
 
     def __init__(
         self,
         client: SQSClient,
         queue_url: str,
+        settings: ServerSettings,
         *,
-        capacity: Capacity,
-        dispatch: Callable[[list[dict[str, Any]], float], None],
-        health: Health,
+        ledger: Ledger,
+        messages: Channel[Message],
+        make_message: MessageFactory,
+        release: Callable[[Message], None],
         observer: PipelineObserver,
-        max_number_of_messages: int,
-        wait_time_seconds: int,
-        visibility_timeout: int,
-        attribute_names: Sequence[str],
-        message_attribute_names: Sequence[str],
-        backoff: Backoff,
+        on_error: ErrorHandler,
     ) -> None:
         self._client = client
-        self._capacity = capacity
-        self._dispatch = dispatch
-        self._health = health
+        self._queue_url = queue_url
+        self._ledger = ledger
+        self._messages = messages
+        self._make_message = make_message
+        self._release = release
         self._observer = observer
-        self._max_messages = max_number_of_messages
-        self._backoff = backoff
+        self._on_error = on_error
+        self._max_messages = settings.max_number_of_messages
+        self._backoff = settings.receive_backoff
+        self.rate = RateLimit(settings.max_messages_per_s, burst=settings.max_number_of_messages)
+        self._failures = 0
         self._resume_at = 0.0
         self._stopping = False
+        self._stopped = asyncio.Event()
+        self._unpaused = asyncio.Event()
+        self._unpaused.set()
         self._loops: list[asyncio.Task[None]] = []
-        self._polling: set[asyncio.Task[Any]] = set()
-        names = list(dict.fromkeys([*attribute_names, *REQUIRED_ATTRIBUTE_NAMES]))
+        self._polling: set[asyncio.Task[None]] = set()
+        names = list(dict.fromkeys([*settings.attribute_names, *REQUIRED_ATTRIBUTE_NAMES]))
         self._request: dict[str, Any] = {
             "QueueUrl": queue_url,
-            "WaitTimeSeconds": wait_time_seconds,
-            "VisibilityTimeout": visibility_timeout,
+            "WaitTimeSeconds": settings.wait_time_seconds,
+            "VisibilityTimeout": settings.visibility_timeout,
             "AttributeNames": names,
-            "MessageAttributeNames": list(message_attribute_names),
+            "MessageAttributeNames": list(settings.message_attribute_names),
         }
 
+    @property
+    def paused(self) -> bool:
+        """True between `pause` and `resume`."""
+        return not self._unpaused.is_set()
+
+    @property
+    def polling(self) -> int:
+        """Receive calls in flight."""
+        return len(self._polling)
+
     async def run(self, loops: int) -> None:
-        """Receive until stopped or cancelled."""
+        """Check the queue, then receive until stopped (returns once the last call in flight returned)."""
         async with asyncio.TaskGroup() as group:
+            check = group.create_task(self._check_queue())
+            self._loops = [check]
+            await asyncio.wait({check})
+            if check.cancelled() or self._stopping:
+                return
             self._loops = [group.create_task(self._loop()) for _ in range(loops)]
 
+    def pause(self) -> None:
+        """Issue no receive call until `resume`; what calls in flight bring is handed back."""
+        self._unpaused.clear()
+
+    def resume(self) -> None:
+        """Receive again."""
+        self._unpaused.set()
+
     def stop_receiving(self) -> None:
-        """Issue no more receive calls; loops not inside a call end at once."""
+        """Issue no more receive calls; loops not inside a call end at once, the others when their call returns."""
         self._stopping = True
+        self._stopped.set()
         for loop in self._loops:
             if loop not in self._polling:
                 loop.cancel()
 
-    async def abandon(self, grace_s: float) -> None:
-        """Give the calls still in flight `grace_s` to bring their messages in (to be handed back), then cancel them.
-
-        A call SQS has answered but whose answer is cancelled on its way leaves its messages invisible until
-        their visibility timeout: the grace saves those; a long poll on an empty queue is not waited out.
-        """
+    def abandon(self) -> None:
+        """Cancel the receive calls still in flight (what SQS hands them meanwhile stays invisible for a while)."""
         self.stop_receiving()
-        if self._polling and grace_s > 0:
-            await asyncio.wait(set(self._polling), timeout=grace_s)
         for loop in self._loops:
             loop.cancel()
+
+    async def _check_queue(self) -> None:
+        """GetQueueAttributes until it succeeds: proves the queue exists and the credentials work, at once."""
+        while not self._stopping:
+            started = time.monotonic()
+            try:
+                await self._client.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["QueueArn"])
+            except Exception as exc:
+                self._failed(exc, "GetQueueAttributes", time.monotonic() - started)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopped.wait(), max(0.0, self._resume_at - time.monotonic()))
+                continue
+            self._failures = 0
+            self._observer.queue_checked()
+            return
 
     async def _loop(self) -> None:
         while not self._stopping:
@@ -150,46 +156,67 @@ class Receiver:
             if pause_s > 0:
                 await asyncio.sleep(pause_s)
                 continue
-            credits = await self._capacity.take(self._max_messages)
-            started = time.monotonic()
-            loop = asyncio.current_task()
-            assert loop is not None
-            self._polling.add(loop)
-            try:
-                messages = await self._receive(credits)
-            except asyncio.CancelledError:
-                self._capacity.give(credits)
-                raise
-            finally:
-                self._polling.discard(loop)
-            self._capacity.give(credits - len(messages or ()))
-            if messages is not None:
-                self._dispatch(messages, time.monotonic() - started)
+            await self._unpaused.wait()
+            await self._receive_once()
 
-    async def _receive(self, max_messages: int) -> list[dict[str, Any]] | None:
-        """The received messages, or None when the call failed (reported here)."""
+    async def _receive_once(self) -> None:
+        credits = await self._ledger.reserve(self._max_messages)
+        try:
+            wanted = await self.rate.take(credits)
+        except asyncio.CancelledError:
+            self._ledger.unreserve(credits)
+            raise
+        self._ledger.unreserve(credits - wanted)
+        loop = asyncio.current_task()
+        assert loop is not None
+        self._polling.add(loop)
+        try:
+            raw = await self._receive(wanted)
+        except asyncio.CancelledError:
+            self._ledger.unreserve(wanted)
+            raise
+        finally:
+            self._polling.discard(loop)
+        self.rate.give(wanted - len(raw or ()))
+        if raw is None:
+            self._ledger.unreserve(wanted)
+        else:
+            self._dispatch(raw, wanted)
+
+    def _dispatch(self, raw: tuple[list[dict[str, Any]], float], reserved: int) -> None:
+        raw_messages, duration_s = raw
+        messages = [self._make_message(item) for item in raw_messages]
+        self._ledger.admit(messages, reserved)
+        self._observer.received(messages, duration_s)
+        hand_back = self._stopping or self.paused or self._messages.closed
+        for message in messages:
+            if hand_back:
+                self._release(message)  # a call that was in flight when the pause or the drain began
+            else:
+                self._messages.put_nowait(message)
+
+    async def _receive(self, max_messages: int) -> tuple[list[dict[str, Any]], float] | None:
+        """The received messages and the call's duration, or None when the call failed (reported here)."""
         started = time.monotonic()
         try:
             response = await self._client.receive_message(MaxNumberOfMessages=max_messages, **self._request)
         except Exception as exc:
-            self._failed(exc, time.monotonic() - started)
+            self._failed(exc, "ReceiveMessage", time.monotonic() - started)
             return None
+        self._failures = 0
         messages: list[dict[str, Any]] = response.get("Messages", [])  # type: ignore[assignment]
-        self._health.receive_succeeded(len(messages))
-        return messages
+        return messages, time.monotonic() - started
 
-    def _failed(self, exc: Exception, duration_s: float) -> None:
-        error = error_from_exception(exc, "ReceiveMessage")
+    def _failed(self, exc: Exception, operation: str, duration_s: float) -> None:
+        error = error_from_exception(exc, operation)
         if error.code in _MISSING_QUEUE_CODES:
-            reason = f"queue {self._request['QueueUrl']} does not exist ({error.code})"
+            reason = f"queue {self._queue_url} does not exist ({error.code})"
         elif error.code in _CREDENTIAL_CODES:
-            reason = f"SQS rejected the credentials ({error.code}: {error.sqs_message})"
+            reason = f"SQS rejected the credentials for queue {self._queue_url} ({error.code}: {error.sqs_message})"
         else:
-            reason = str(error)
-        failure = ReceiveError(reason)
-        failures = self._health.receive_failed(reason)
-        self._resume_at = max(self._resume_at, time.monotonic() + self._backoff.delay_s(failures - 1))
+            reason = f"queue {self._queue_url}: {error}"
+        self._failures += 1
+        failure = ReceiveError(reason, code=error.code, queue_url=self._queue_url, consecutive=self._failures)
+        self._resume_at = max(self._resume_at, time.monotonic() + self._backoff.delay_s(self._failures - 1))
         self._observer.receive_failed(failure, duration_s)
-        # One line when a failure streak starts and then every 10th, so an outage does not flood the logs.
-        if failures == 1 or failures % 10 == 0:
-            _log.warning("receive failed (%d in a row): %s", failures, reason)
+        self._on_error(failure)

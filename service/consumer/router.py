@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from service.consumer.handler import Handler, SyncHandler, as_handler
 from service.consumer.message import Message
-from service.errors import RouteError
+from service.errors import ConfigError, RouteError
 
 Resolver = Callable[[Message], str | None]
 
@@ -31,7 +31,7 @@ class Router:
     def handle(self, route: str, handler: Handler | SyncHandler) -> None:
         """Register `handler` for `route` (replacing any previous one)."""
         if not route:
-            raise ValueError("route: an empty route is not allowed")
+            raise ConfigError("route", route, "a non-empty route name")
         self._routes[route] = as_handler(handler)
 
     def route(self, route: str) -> Callable[[Handler | SyncHandler], Handler | SyncHandler]:

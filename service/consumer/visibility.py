@@ -66,6 +66,10 @@ class Visibility:
         """Send change batches until closed; flushes everything before returning."""
         await self._batcher.run()
 
+    async def flush(self) -> None:
+        """Send the changes queued so far now; return once SQS answered them."""
+        await self._batcher.flush()
+
     def close(self) -> None:
         """Accept no more changes and flush."""
         self._batcher.close()

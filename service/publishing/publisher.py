@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any, TypeAlias, Unpack
 
 from service.aio.backoff import Backoff
 from service.aio.batcher import Batcher
-from service.aio.lifecycle import Lifecycle
+from service.aio.lifecycle import Runner
 from service.aio.waiters import Waiters
-from service.errors import ClosedError, ConfigError, PublishError, SQSError, check_range
+from service.checks import check_range
+from service.errors import ClosedError, ConfigError, PublishError, SQSError
 from service.publishing.entry import (
     MAX_BATCH_BYTES,
     MAX_MESSAGE_BYTES,
@@ -62,7 +63,7 @@ class _Pending:
     future: asyncio.Future[str] = field(repr=False)
 
 
-class Publisher(Lifecycle):
+class Publisher(Runner[None]):
     """Publishes messages to one SQS queue with SendMessageBatch, and reports each message's fate to its caller.
 
     Messages are buffered and sent when a batch holds `batch_max_messages` entries or 1 MiB of bodies and
@@ -98,13 +99,16 @@ class Publisher(Lifecycle):
         content_based_deduplication: bool | None = None,
         batch_attempts: int = DEFAULT_BATCH_ATTEMPTS,
         backoff: Backoff = DEFAULT_BATCH_BACKOFF,
+        instrument_client: Callable[[SQSClient], None] | None = None,
     ) -> None:
+        super().__init__()
         self.queue_url = queue_url
         self.fifo = queue_url.endswith(".fifo") if fifo is None else fifo
         in_flight = _in_flight_batches(max_in_flight_batches, fifo=self.fifo)
         _check_settings(publish_interval_s, batch_max_messages, max_buffered, max_message_bytes, batch_attempts)
         self.content_based_deduplication = content_based_deduplication
         self._client = client
+        self._instrument_client = instrument_client
         self._max_buffered = max_buffered
         self._max_message_bytes = max_message_bytes
         self._output_handler = output_handler
@@ -123,34 +127,19 @@ class Publisher(Lifecycle):
         self._room = Waiters()  # publish calls waiting for buffer room
         self._counts = dict.fromkeys(("published", "failed", "retried", "buffered", "in_flight_batches", "waiting"), 0)
         self._closed = False
-        self._runner: asyncio.Task[None] | None = None
-        self._stop: asyncio.Future[float] | None = None
+        self._stop_timeout_s = DEFAULT_PUBLISH_SHUTDOWN_TIMEOUT_S
         self._active_client: SQSClient | None = None
 
     def stats(self) -> dict[str, int]:
         """Counters for /status: published, failed, retried (entry re-sends), buffered, in_flight_batches, waiting."""
         return dict(self._counts)
 
-    async def start(self) -> None:
-        """Start sending; returns once running. Raises what kept it from starting."""
-        if self._runner is not None:
-            raise RuntimeError("the Publisher was already started")
-        loop = asyncio.get_running_loop()
-        started: asyncio.Future[None] = loop.create_future()
-        self._stop = loop.create_future()
-        self._runner = asyncio.create_task(self._run(started), name=f"mq-publisher {self.queue_url}")
-        await asyncio.wait([started, self._runner], return_when=asyncio.FIRST_COMPLETED)
-        if not started.done():
-            await self._runner  # raises why it stopped
-
     async def shutdown(self, timeout_s: float = DEFAULT_PUBLISH_SHUTDOWN_TIMEOUT_S) -> None:
         """Send what is buffered and stop (see the class docstring); a second call waits for the first."""
         self._close()
-        if self._runner is None or self._stop is None:
-            return
-        if not self._stop.done():
-            self._stop.set_result(timeout_s)
-        await asyncio.shield(self._runner)
+        self._stop_timeout_s = min(self._stop_timeout_s, timeout_s)
+        if self._request_stop():
+            await self.wait()
 
     async def publish(self, body: str, **options: Unpack[PublishOptions]) -> str:
         """Send one message; returns its SQS MessageId. Raises PublishError, or ClosedError after shutdown.
@@ -181,7 +170,7 @@ class Publisher(Lifecycle):
     def _check(self, entry: Mapping[str, Any]) -> dict[str, Any]:
         if self._closed:
             raise ClosedError(f"the Publisher for {self.queue_url} is shut down and takes no more messages")
-        if self._runner is None:
+        if not self.started:
             raise RuntimeError("the Publisher was not started")
         return checked_entry(
             entry,
@@ -215,30 +204,28 @@ class Publisher(Lifecycle):
         self._counts["buffered"] += 1
         return pending.future
 
-    async def _run(self, started: asyncio.Future[None]) -> None:
+    def _task_name(self) -> str:
+        return f"mq-publisher {self.queue_url}"
+
+    async def _serve(self, started: asyncio.Future[None]) -> None:
         try:
             async with AsyncExitStack() as stack:
                 client = self._client
                 if client is None:
                     client = await stack.enter_async_context(create_client(self.queue_url))
+                    if self._instrument_client is not None:
+                        self._instrument_client(client)
                 self._active_client = client
                 if self.fifo and self.content_based_deduplication is None:
                     self.content_based_deduplication = await _content_based_deduplication(client, self.queue_url)
                 async with asyncio.TaskGroup() as group:
                     sending = group.create_task(self._batcher.run(), name="mq-publisher batches")
                     started.set_result(None)
-                    await self._drain(sending, await self._wait_for_stop(sending))
+                    await self._until_stopped(sending)
+                    await self._drain(sending, self._stop_timeout_s)
         finally:
             self._close()
             self._fail_unsettled()
-
-    async def _wait_for_stop(self, sending: asyncio.Task[None]) -> float:
-        assert self._stop is not None
-        await asyncio.wait([self._stop, sending], return_when=asyncio.FIRST_COMPLETED)  # type: ignore[type-var]
-        if not self._stop.done():
-            sending.result()  # the batch loop died: raise why
-            raise RuntimeError("the batch loop stopped by itself")
-        return self._stop.result()
 
     async def _drain(self, sending: asyncio.Task[None], timeout_s: float) -> None:
         _log.info("publisher draining", extra={"buffered": self._counts["buffered"], "timeout_s": timeout_s})

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from service.consumer.handler import Handler
 from service.consumer.observer import PipelineObserver
-from service.consumer.server import Middleware as ServerMiddleware
+from service.consumer.pipeline import Middleware as ServerMiddleware
 from service.publishing.publisher import PublishObserver
 
 if TYPE_CHECKING:

@@ -13,10 +13,11 @@ import httpx
 import pytest
 
 from handlers.example import router
-from service.app.admin.routes import READY_MAX_RECEIVE_ERRORS, _publish_response, create_app
+from service.app.admin.routes import _publish_response, create_app
 from service.app.admin.schema import request_schema
 from service.app.config import Settings
 from service.app.runtime import Runtime
+from service.consumer.health import READY_MAX_RECEIVE_ERRORS
 from service.errors import PublishError
 from tests.support.sqs import QueueFactory, drain_queue, queue_counts, until
 
@@ -164,7 +165,9 @@ async def test_not_ready_while_receives_fail_but_alive(make_queue: QueueFactory)
         async with client_for(runtime) as client:
             ready = await client.get("/readyz")
             assert ready.status_code == 503
-            assert ready.json() == {"ready": False, "reason": "no successful receive yet"}
+            await until(lambda: runtime.server.health.last_receive_error is not None)
+            reason = (await client.get("/readyz")).json()["reason"]
+            assert f"queue {url} does not exist (AWS.SimpleQueueService.NonExistentQueue)" in reason
             await until(lambda: runtime.server.health.consecutive_receive_errors >= READY_MAX_RECEIVE_ERRORS)
             assert (await client.get("/healthz")).status_code == 200
             assert (await client.get("/readyz")).status_code == 503

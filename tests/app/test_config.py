@@ -16,7 +16,9 @@ def test_defaults_are_the_documented_ones() -> None:
     assert (settings.queue_url, settings.handler) == ("", "handlers.example:router")
     assert (settings.concurrency, settings.processor) == (10, "bounded")
     assert (settings.max_number_of_messages, settings.wait_time_seconds, settings.visibility_timeout) == (10, 20, 30)
-    assert (settings.deletion_interval_s, settings.visibility_heartbeat) == (10.0, True)
+    assert (settings.deletion_interval_s, settings.visibility_heartbeat) == (None, True)
+    assert settings.server_settings().effective_deletion_interval_s == 10.0
+    assert settings.max_messages_per_s is None
     assert (settings.admin_host, settings.admin_port, settings.admin_token) == ("127.0.0.1", 8080, None)
     assert (settings.drain_timeout_s, settings.exit_after_drain) == (25.0, False)
     assert (settings.log_level, settings.log_format) == ("INFO", "auto")
@@ -33,6 +35,7 @@ def test_every_variable_is_read() -> None:
         "MQ_WAIT_TIME_SECONDS": "0",
         "MQ_VISIBILITY_TIMEOUT": "120",
         "MQ_DELETION_INTERVAL_S": "2.5",
+        "MQ_MAX_MESSAGES_PER_S": "12.5",
         "MQ_VISIBILITY_HEARTBEAT": "no",
         "MQ_ADMIN_HOST": "0.0.0.0",
         "MQ_ADMIN_PORT": "0",
@@ -51,6 +54,7 @@ def test_every_variable_is_read() -> None:
     assert (settings.concurrency, settings.processor, settings.max_number_of_messages) == (32, "partitioned", 5)
     assert (settings.wait_time_seconds, settings.visibility_timeout, settings.deletion_interval_s) == (0, 120, 2.5)
     assert (settings.visibility_heartbeat, settings.exit_after_drain) == (False, True)
+    assert settings.max_messages_per_s == 12.5
     assert (settings.admin_host, settings.admin_port, settings.admin_token) == ("0.0.0.0", 0, "s3cret")
     assert (settings.drain_timeout_s, settings.log_level, settings.log_format) == (40.0, "DEBUG", "json")
     assert settings.publish_queue_url.endswith("/out")
@@ -135,3 +139,16 @@ def test_load_handler_failures_are_config_errors(path: str, why: str) -> None:
     with pytest.raises(ConfigError, match=r"^MQ_HANDLER: ") as caught:
         load_handler(path)
     assert why in caught.value.allowed
+
+
+def test_the_deletion_interval_follows_the_visibility_timeout_unless_set() -> None:
+    settings = Settings.from_env({"MQ_VISIBILITY_TIMEOUT": "5"})
+    assert settings.server_settings().effective_deletion_interval_s == 2.5
+    assert Settings.from_env({"MQ_VISIBILITY_TIMEOUT": "600"}).server_settings().effective_deletion_interval_s == 10.0
+
+
+def test_an_explicit_conflicting_deletion_interval_names_both_variables() -> None:
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({"MQ_VISIBILITY_TIMEOUT": "5", "MQ_DELETION_INTERVAL_S": "6"})
+    assert raised.value.name == "MQ_DELETION_INTERVAL_S"
+    assert "less than MQ_VISIBILITY_TIMEOUT (5)" in str(raised.value)

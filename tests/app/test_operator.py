@@ -39,8 +39,10 @@ class Recorder:
 
     def __init__(self) -> None:
         self.handled: dict[str, float] = {}
+        self.received: dict[str, float] = {}  # when the receive that brought it returned (monotonic)
 
     async def __call__(self, message: Message) -> None:
+        self.received.setdefault(message.body, message.received_at)
         if message.body.startswith("fail"):
             raise LookupError(f"no such order: {message.body}")
         self.handled.setdefault(message.body, time.monotonic())
@@ -117,12 +119,14 @@ async def test_the_rate_limit_holds(make_queue: QueueFactory) -> None:
         assert limited == {"max_messages_per_s": 5}
         assert (await client_status(client))["max_messages_per_s"] == 5
         await publish(client, *({"body": f"r{i}"} for i in range(40)))
-        await until(lambda: len(handler.handled) >= 30, timeout_s=30, what="30 messages handled")
-        times = sorted(handler.handled.values())
-        # From the first message handled, over 4 s: at most 5/s (+10%), plus the one that opens the window.
-        window = [t for t in times if t - times[0] <= 4.0]
-        assert len(window) <= 5 * 4.0 * 1.1 + 1, len(window)
-        assert len(window) >= 5  # generous: a busy machine may be slower than the limit
+        await until(lambda: len(handler.received) >= 30, timeout_s=30, what="30 messages received")
+        times = sorted(handler.received.values())
+        # A token bucket lets at most `burst` + rate x T messages through in any T seconds; the burst is capped at
+        # one second's worth (5). Measured between the first and the last receive: strictly at most 5/s (+10%).
+        burst = 5
+        rate_per_s = (len(times) - 1 - burst) / (times[-1] - times[0])
+        assert rate_per_s <= 5 * 1.1, rate_per_s
+        assert rate_per_s >= 5 * 0.3, rate_per_s  # generous: a busy machine may well be slower than the limit
         assert await json_of(client, "PUT", "/limits", 200, json={"max_messages_per_s": None}) == {
             "max_messages_per_s": None
         }
@@ -160,7 +164,7 @@ async def test_the_last_handler_errors(make_queue: QueueFactory) -> None:
     ],
 )
 async def test_bad_operator_requests_are_refused(
-    make_queue: QueueFactory, method: str, path: str, kwargs: dict[str, Any], status: int, names: str
+    make_queue: QueueFactory, method: str, path: str, kwargs: dict[str, Any], status: int, *, names: str
 ) -> None:
     async with running(dataclasses.replace(BASE, queue_url=await make_queue())) as service:
         body = await json_of(service.client, method, path, status, **kwargs)

@@ -45,7 +45,7 @@ async def redrive_ended(client: httpx.AsyncClient) -> dict[str, Any]:
 
     async def ended() -> bool:
         state.update(await json_of(client, "GET", "/dlq/redrive", 200))
-        return state["state"] != "running"
+        return bool(state["state"] != "running")
 
     await eventually(ended, timeout_s=30, what="the redrive's end")
     return state
@@ -70,7 +70,8 @@ async def test_queues_shows_the_queue_and_its_dead_letter_queue(make_queue: Queu
         assert seen[0] in (0, 3)  # the first read may have been before moto counted the first three
 
         async def counted() -> bool:
-            return (await json_of(service.client, "GET", "/queues", 200))["dead_letter_queue"]["visible"] == 4
+            queues = await json_of(service.client, "GET", "/queues", 200)
+            return bool(queues["dead_letter_queue"]["visible"] == 4)
 
         await eventually(counted, what="the cache's refresh")
 
@@ -147,7 +148,7 @@ async def test_cancel_stops_a_slow_redrive_and_a_second_one_is_refused(
         assert "already running" in conflict["error"]
 
         async def some_moved() -> bool:
-            return (await json_of(client, "GET", "/dlq/redrive", 200))["moved"] >= 2
+            return bool((await json_of(client, "GET", "/dlq/redrive", 200))["moved"] >= 2)
 
         await eventually(some_moved, what="a first batch moved")
         cancelled = await json_of(client, "DELETE", "/dlq/redrive", 200)
@@ -177,7 +178,7 @@ async def test_cancel_stops_a_slow_redrive_and_a_second_one_is_refused(
     ],
 )
 async def test_bad_dlq_requests_are_refused(
-    make_queue: QueueFactory, method: str, path: str, kwargs: dict[str, Any], status: int, names: str
+    make_queue: QueueFactory, method: str, path: str, kwargs: dict[str, Any], status: int, *, names: str
 ) -> None:
     async with running(dataclasses.replace(BASE, queue_url=await make_queue(max_receive_count=2))) as service:
         body = await json_of(service.client, method, path, status, **kwargs)

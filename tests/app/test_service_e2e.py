@@ -16,17 +16,20 @@ if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
 
 
-async def test_not_ready_until_the_first_successful_receive(make_queue: QueueFactory, sqs: SQSClient) -> None:
+async def test_not_ready_until_the_queue_answers(make_queue: QueueFactory, sqs: SQSClient) -> None:
     existing = await make_queue()
     name = existing.rsplit("/", 1)[1] + "-later"
     url = existing.rsplit("/", 1)[0] + "/" + name  # created only once the service runs
     async with running(dataclasses.replace(BASE, queue_url=url)) as service:
+        health = service.runtime.server.health
+        await until(lambda: health.last_receive_error is not None, what="the queue check failed")
         ready = await service.client.get("/readyz")
-        assert (ready.status_code, ready.json()["reason"]) == (503, "no successful receive yet")
+        assert ready.status_code == 503
+        assert ready.json()["reason"] == f"queue {url} does not exist (AWS.SimpleQueueService.NonExistentQueue)"
         assert (await service.client.get("/healthz")).status_code == 200  # SQS errors never fail liveness
         await sqs.create_queue(QueueName=name)
         try:
-            await until(lambda: service.runtime.server.health.last_receive_ok_at is not None)
+            await until(lambda: health.queue_checked_at is not None, what="the queue check passed")
             assert (await service.client.get("/readyz")).json() == {"ready": True}
             await publish(service.client, {"route": "hello", "body": "first"})
             await until(lambda: service.runtime.server.health.deleted == 1)

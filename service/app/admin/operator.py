@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from service.app.operations import Operations
     from service.consumer.server import Server
 
-# Far above what one pod can handle; a typo like 1e9 is refused rather than taken as "no limit".
-MAX_RATE_LIMIT_PER_S = 100_000
+# As MQ_MAX_MESSAGES_PER_S allows; a typo like 1e9 is refused rather than taken as "no limit".
+MAX_RATE_LIMIT_PER_S = 1_000_000
 
 _REASON = {"type": "string", "maxLength": 500, "description": "Why (kept in the audit log line)."}
 PAUSE_BODY: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": {"reason": _REASON}}

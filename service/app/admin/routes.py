@@ -25,8 +25,6 @@ if TYPE_CHECKING:
     from service.consumer.server import Server
     from service.publishing.publisher import Publisher
 
-# /readyz fails after this many receive errors in a row (the receive loop backs off meanwhile).
-READY_MAX_RECEIVE_ERRORS = 3
 # /healthz fails when no receive attempt completed for 3 long polls plus this margin, which covers the
 # receive backoff (at most 30 s) and an HTTP read timeout (60 s), so a slow or unreachable SQS never fails it.
 LIVENESS_MARGIN_S = 90.0
@@ -167,11 +165,7 @@ def _not_ready_reason(service: AdminService) -> str | None:
         return "draining"
     if not server.alive:
         return "the message pipeline is not running"
-    if health.last_receive_ok_at is None:
-        return "no successful receive yet"
-    if health.consecutive_receive_errors >= READY_MAX_RECEIVE_ERRORS:
-        return f"{health.consecutive_receive_errors} receive errors in a row: {health.last_receive_error}"
-    return None
+    return health.not_ready_reason()
 
 
 def _status(service: AdminService) -> dict[str, Any]:
