@@ -177,7 +177,7 @@ class Receiver:
             raise
         finally:
             self._polling.discard(loop)
-        self.rate.give(wanted - len(raw or ()))
+        self.rate.give(wanted - (0 if raw is None else len(raw[0])))  # raw is (messages, duration)
         if raw is None:
             self._ledger.unreserve(wanted)
         else:
