@@ -138,9 +138,9 @@ class Runtime:
 
     async def start(self) -> None:
         """Start the Server and the Publisher."""
+        await self.operations.start()
         await self.server.start()
         await self.publisher.start()
-        await self.operations.start()
 
     async def _start_admin(self, tasks: asyncio.TaskGroup, sock: socket.socket) -> uvicorn.Server:
         app = create_app(self, metrics=self.hooks.metrics)

@@ -179,7 +179,7 @@ async def test_openapi_document_describes_every_route(service: Runtime) -> None:
     async with client_for(service, admin_token=TOKEN) as client:
         document = (await client.get("/openapi.json")).json()
     assert document["openapi"] == "3.1.0"
-    assert set(document["paths"]) == {"/healthz", "/readyz", "/drain", "/publish", "/status", "/openapi.json"}
+    assert {"/healthz", "/readyz", "/drain", "/publish", "/status", "/openapi.json"} <= set(document["paths"])
     body_schema = document["paths"]["/publish"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body_schema == request_schema(3)
     assert document["paths"]["/status"]["get"]["security"] == [{"bearer": []}]
@@ -211,7 +211,8 @@ async def test_liveness_fails_when_no_receive_attempt_completes(
         try:
             app = create_app(runtime, receive_stall_s=1.0)
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://admin") as client:
-                assert (await client.get("/healthz")).status_code == 200
+                first = await client.get("/healthz")
+                assert first.status_code == 200, first.text
                 started = time.monotonic()
                 while (alive := await client.get("/healthz")).status_code == 200:
                     assert time.monotonic() - started < 15
