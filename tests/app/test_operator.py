@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from service import Message
+from service.telemetry import Telemetry
 from tests.support.runtime import BASE, publish, running
 from tests.support.sqs import QueueFactory, eventually, queue_counts, until
 
@@ -234,3 +235,18 @@ async def test_the_console_is_served_and_slash_leads_there(make_queue: QueueFact
         assert script.headers["content-type"].startswith("text/javascript")
         assert "sessionStorage" in script.text
         assert (await client.get("/console/secrets.txt")).status_code == 404
+
+
+async def test_operator_actions_are_counted_in_the_metrics(make_queue: QueueFactory) -> None:
+    telemetry = Telemetry.from_env({})
+    try:
+        settings = dataclasses.replace(BASE, queue_url=await make_queue())
+        async with running(settings, hooks=telemetry.hooks) as service:
+            await json_of(service.client, "POST", "/pause", 200)
+            await json_of(service.client, "PUT", "/limits", 422, json={"max_messages_per_s": -1})
+            metrics = (await service.client.get("/metrics")).text
+    finally:
+        telemetry.shutdown()
+    lines = [line for line in metrics.splitlines() if line.startswith("mq_operator_actions")]
+    assert any('action="pause"' in line and 'outcome="ok"' in line and line.endswith(" 1.0") for line in lines), lines
+    assert any('action="limits"' in line and 'outcome="refused"' in line for line in lines), lines

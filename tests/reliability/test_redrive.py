@@ -1,17 +1,26 @@
-"""The client-side message move (redrive where the server has no StartMessageMoveTask) under faults: a send or a
-delete that fails mid-move loses nothing, and duplicates at most the batch it failed in."""
+"""Redrive. The client-side message move (where the server has no StartMessageMoveTask) under faults: a send or a
+delete that fails mid-move loses nothing, and duplicates at most the batch it failed in. And the StartMessageMoveTask
+path, against a fake endpoint (moto has no message move tasks)."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import time
 from collections import Counter
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from aiohttp import web
 
 from service.sqs.batch import DEFAULT_BATCH_ATTEMPTS
+from service.sqs.client import create_client
 from service.sqs.move import ClientSideMove, MoveCounts, MoveFailed
-from tests.support.sqs import QueueFactory, drain_queue, eventually, queue_counts, send_messages
+from service.sqs.queues import QueueView
+from service.sqs.redrive import Redrive
+from tests.support.sqs import QueueFactory, drain_queue, eventually, queue_counts, send_messages, until
 
 from .fault_proxy import FaultProxy
 
@@ -130,3 +139,90 @@ async def test_the_move_keeps_to_its_rate(sqs: SQSClient, make_queue: QueueFacto
     # Three batches of five at five a second: the second may go after 1 s, the third after 2 s.
     assert elapsed_s >= 2.0
     assert await queue_counts(sqs, destination) == (15, 0)
+
+
+class MoveTaskServer:
+    """A fake SQS endpoint with message move tasks, which moto lacks: the one way to drive the StartMessageMoveTask
+    path here. It answers the three calls in SQS's JSON protocol and moves `step` messages per ListMessageMoveTasks."""
+
+    def __init__(self, to_move: int, step: int) -> None:
+        self.to_move, self.step = to_move, step
+        self.moved = 0
+        self.status = "RUNNING"
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        operation = request.headers["X-Amz-Target"].removeprefix("AmazonSQS.")
+        body = await request.json()
+        self.requests.append((operation, body))
+        if operation == "StartMessageMoveTask":
+            answer: dict[str, Any] = {"TaskHandle": "task-1"}
+        elif operation == "CancelMessageMoveTask":
+            self.status = "CANCELLING"
+            answer = {"ApproximateNumberOfMessagesMoved": self.moved}
+        else:
+            answer = {"Results": [self._progress()]}
+        return web.json_response(answer, content_type="application/x-amz-json-1.0")
+
+    def _progress(self) -> dict[str, Any]:
+        if self.status == "CANCELLING":
+            self.status = "CANCELLED"
+        elif self.status == "RUNNING":
+            self.moved = min(self.to_move, self.moved + self.step)
+            self.status = "COMPLETED" if self.moved == self.to_move else "RUNNING"
+        return {
+            "TaskHandle": "task-1",
+            "Status": self.status,
+            "ApproximateNumberOfMessagesMoved": self.moved,
+            "ApproximateNumberOfMessagesToMove": self.to_move,
+            "SourceArn": DLQ.arn,
+        }
+
+
+DLQ = QueueView("http://127.0.0.1/1/dlq", "arn:aws:sqs:us-east-1:123456789012:dlq", 6, 0, 0, None, None)
+SOURCE = QueueView("http://127.0.0.1/1/q", "arn:aws:sqs:us-east-1:123456789012:q", 0, 0, 0, 3, DLQ.arn)
+
+
+@asynccontextmanager
+async def move_task_server(fake: MoveTaskServer, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SQSClient]:
+    app = web.Application()
+    app.router.add_post("/", fake.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", f"http://127.0.0.1:{port}")
+    try:
+        async with create_client() as client:
+            yield client
+    finally:
+        await runner.cleanup()
+
+
+async def test_where_sqs_has_move_tasks_it_moves_and_reports_progress(
+    sqs_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = MoveTaskServer(to_move=6, step=2)
+    async with move_task_server(fake, monkeypatch) as client, asyncio.TaskGroup() as tasks:
+        redrive = Redrive(lambda: client, tasks.create_task, poll_interval_s=0.05)
+        task = await redrive.start(DLQ, SOURCE, to_source=True, per_s=50)
+        assert task.mode == "sqs"
+        await asyncio.wait_for(task.done.wait(), 10)
+    assert task.as_dict() | {"state": "completed", "moved": 6, "to_move": 6} == task.as_dict()
+    assert fake.requests[0] == ("StartMessageMoveTask", {"SourceArn": DLQ.arn, "MaxNumberOfMessagesPerSecond": 50})
+
+
+async def test_a_move_task_is_cancelled_in_sqs(sqs_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = MoveTaskServer(to_move=1000, step=1)
+    destination = dataclasses.replace(SOURCE, url="http://127.0.0.1/1/other", arn="arn:aws:sqs:us-east-1:1:other")
+    async with move_task_server(fake, monkeypatch) as client, asyncio.TaskGroup() as tasks:
+        redrive = Redrive(lambda: client, tasks.create_task, poll_interval_s=0.05)
+        task = await redrive.start(DLQ, destination, to_source=False, per_s=None)
+        await until(lambda: task.counts.moved >= 2, what="progress reported")
+        cancelled = await redrive.cancel()
+    assert cancelled is not None
+    assert cancelled.state == "cancelled"
+    assert 2 <= cancelled.counts.moved < 1000
+    assert fake.requests[0] == ("StartMessageMoveTask", {"SourceArn": DLQ.arn, "DestinationArn": destination.arn})
+    assert ("CancelMessageMoveTask", {"TaskHandle": "task-1"}) in fake.requests
