@@ -168,6 +168,7 @@ class Runtime:
         lines = [
             "mq-service is running",
             f"  admin API:      {self.admin_url}  (/healthz /readyz /status /publish /drain /openapi.json)",
+            f"  console:        {self.admin_url}/console",
             f"  queue:          {self.queue_url}",
             f"  publish queue:  {self.publish_queue_url}",
             f"  handler:        {settings.handler}",

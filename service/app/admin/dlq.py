@@ -168,58 +168,62 @@ _REDRIVE = {
 }
 
 
+_NO_DLQ = json_content(ERROR_SCHEMA, "The queue has no dead-letter queue.")
+_SQS_FAILED = json_content(ERROR_SCHEMA, "SQS refused or failed a call.")
+_DRAINED = json_content(ERROR_SCHEMA, "The service is draining or drained.")
+_PEEKED = {
+    "type": "object",
+    "properties": {"queue": {"type": "object"}, "messages": {"type": "array", "items": _MESSAGE}},
+}
+_PEEK_RESPONSES = {
+    "200": json_content(_PEEKED, "The messages (bodies over 4,096 characters truncated, with `body_truncated`)."),
+    "404": _NO_DLQ,
+    "422": json_content(ERROR_SCHEMA, "`limit` is not an integer from 1 to 10."),
+    "502": _SQS_FAILED,
+    "503": _DRAINED,
+}
+_START_RESPONSES = {
+    "202": json_content(_REDRIVE, "Started."),
+    "404": _NO_DLQ,
+    "409": json_content(ERROR_SCHEMA, "A redrive is already running."),
+    "422": json_content(ERROR_SCHEMA, "A bad body, or no such destination queue."),
+    "502": _SQS_FAILED,
+    "503": _DRAINED,
+}
+_CANCEL_RESPONSES = {
+    "200": json_content(_REDRIVE, "The redrive, cancelled or still stopping."),
+    "409": json_content(ERROR_SCHEMA, "No redrive is running."),
+    "502": _SQS_FAILED,
+}
+_LIMIT_PARAMETER = {
+    "name": "limit",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PEEK},
+}
+
+
 def path_items(*, protected: bool) -> dict[str, Any]:
     """The OpenAPI path items of these routes."""
-    error = json_content  # shorthand
-    no_dlq = error(ERROR_SCHEMA, "The queue has no dead-letter queue.")
-    sqs_failed = error(ERROR_SCHEMA, "SQS refused or failed a call.")
-    drained = error(ERROR_SCHEMA, "The service is draining or drained.")
     peek = operation(
         "Up to `limit` (1-10, default 10) of the DLQ's messages; received and handed back at once (no peek in SQS).",
-        {
-            "200": error(
-                {
-                    "type": "object",
-                    "properties": {"queue": {"type": "object"}, "messages": {"type": "array", "items": _MESSAGE}},
-                },
-                "The messages (bodies over 4,096 characters truncated, with `body_truncated`).",
-            ),
-            "404": no_dlq,
-            "422": error(ERROR_SCHEMA, "`limit` is not an integer from 1 to 10."),
-            "502": sqs_failed,
-            "503": drained,
-        },
+        _PEEK_RESPONSES,
         protected=protected,
     )
-    peek["parameters"] = [
-        {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1, "maximum": 10}}
-    ]
-    task = error(_REDRIVE, "The redrive.")
+    peek["parameters"] = [_LIMIT_PARAMETER]
+    last = {"200": json_content(_REDRIVE, "The redrive.")}
     return {
         "/dlq/messages": {"get": peek},
         "/dlq/redrive": {
-            "get": operation(
-                "The last redrive this pod started (state `none` before the first).",
-                {"200": task},
-                protected=protected,
-            ),
+            "get": operation("The last redrive this pod started (`none` before any).", last, protected=protected),
             "post": operation(
                 "Start moving the DLQ's messages back to their source queue (or to `destination`).",
-                {
-                    "202": error(_REDRIVE, "Started."),
-                    "404": no_dlq,
-                    "409": error(ERROR_SCHEMA, "A redrive is already running."),
-                    "422": error(ERROR_SCHEMA, "A bad body, or no such destination queue."),
-                    "502": sqs_failed,
-                    "503": drained,
-                },
+                _START_RESPONSES,
                 protected=protected,
                 body=REDRIVE_BODY,
             ),
             "delete": operation(
-                "Cancel the running redrive (after the batch in progress).",
-                {"200": task, "409": error(ERROR_SCHEMA, "No redrive is running."), "502": sqs_failed},
-                protected=protected,
+                "Cancel the running redrive (after the batch in progress).", _CANCEL_RESPONSES, protected=protected
             ),
         },
     }
