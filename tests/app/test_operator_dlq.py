@@ -76,11 +76,21 @@ async def test_queues_shows_the_queue_and_its_dead_letter_queue(make_queue: Queu
         await eventually(counted, what="the cache's refresh")
 
 
-async def test_a_queue_without_dead_letter_queue(make_queue: QueueFactory) -> None:
-    async with running(dataclasses.replace(BASE, queue_url=await make_queue())) as service:
+async def test_a_queue_without_dead_letter_queue_and_another_publish_queue(make_queue: QueueFactory) -> None:
+    out = await make_queue()
+    settings = dataclasses.replace(BASE, queue_url=await make_queue(), publish_queue_url=out)
+    async with running(settings) as service:
+        await publish(service.client, {"body": "out"})
         queues = await json_of(service.client, "GET", "/queues", 200)
         assert queues["dead_letter_queue"] is None
         assert queues["queue"]["max_receive_count"] is None
+        assert queues["publish_queue"] == {
+            "url": out,
+            "name": out.rsplit("/", 1)[1],
+            "visible": 1,
+            "in_flight": 0,
+            "delayed": 0,
+        }
         body = await json_of(service.client, "GET", "/dlq/messages", 404)
         assert "no dead-letter queue" in body["error"]
         assert "no dead-letter queue" in (await json_of(service.client, "POST", "/dlq/redrive", 404))["error"]
