@@ -44,13 +44,8 @@ from service.errors import (
     VisibilityError,
 )
 from service.publishing.entry import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, PublishOptions
-from service.publishing.publisher import (
-    DEFAULT_BATCH_MAX_MESSAGES,
-    DEFAULT_PUBLISH_INTERVAL_S,
-    OutputHandler,
-    Publisher,
-    PublishObserver,
-)
+from service.publishing.observer import OutputHandler, PublishObserver
+from service.publishing.publisher import DEFAULT_BATCH_MAX_MESSAGES, DEFAULT_PUBLISH_INTERVAL_S, Publisher
 
 __all__ = [
     "DEFAULT_BATCH_DELETE_MAX_MESSAGES",

@@ -22,7 +22,9 @@ class Batcher(Generic[T]):
 
     A batch goes out when it is full or when its oldest entry has waited `max_wait_s`. Up to
     `max_in_flight` batches are sent at once; `put` waits while `max_ready` full batches are queued
-    behind them, so memory stays bounded. `run` is the sending loop; `close` makes it flush and return.
+    behind them, so memory stays bounded. With `send_when_idle`, a partial batch goes out at once while no
+    batch is in flight (a lone caller does not wait `max_wait_s`); under load batches still fill up while
+    others are in flight. `run` is the sending loop; `close` makes it flush and return.
     """
 
     def __init__(
@@ -35,6 +37,7 @@ class Batcher(Generic[T]):
         max_ready: int = 4,
         max_bytes: int | None = None,
         size_of: Callable[[T], int] | None = None,
+        send_when_idle: bool = False,
     ) -> None:
         self._send = send
         self._max_entries = max_entries
@@ -47,6 +50,8 @@ class Batcher(Generic[T]):
         self._open_since = 0.0
         self._ready: deque[list[T]] = deque()
         self._in_flight = asyncio.Semaphore(max_in_flight)
+        self._sending = 0
+        self._send_when_idle = send_when_idle
         self._wake = asyncio.Event()
         self._blocked = Waiters()  # puts waiting for room
         self._closed = False
@@ -103,14 +108,18 @@ class Batcher(Generic[T]):
             while True:
                 if self._ready:
                     await self._in_flight.acquire()
+                    self._sending += 1
                     sends.create_task(self._send_batch(self._ready.popleft()))
                     self._blocked.wake(self._max_entries)  # room for a batch more
-                elif self._open and (self._closed or self._open_due_in() <= 0):
+                elif self._open and (self._closed or self._open_due_in() <= 0 or self._idle()):
                     self._seal()
                 elif self._closed and not self._open:
                     return
                 else:
                     await self._wait(None if not self._open else self._open_due_in())
+
+    def _idle(self) -> bool:
+        return self._send_when_idle and self._sending == 0
 
     async def _send_batch(self, batch: list[T]) -> None:
         try:
@@ -119,6 +128,9 @@ class Batcher(Generic[T]):
             # A send reports its own outcomes; one that raises anyway must not stop the batcher.
             _log.exception("batch send failed")
         finally:
+            self._sending -= 1
+            if self._send_when_idle and self._open:
+                self._wake.set()  # idle now: the partial batch goes out
             self._in_flight.release()
             self._finished += len(batch)
             self._wake_flushes()

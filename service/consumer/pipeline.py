@@ -75,6 +75,7 @@ class Pipeline:
             visibility_timeout=settings.visibility_timeout,
             observer=self._observers,
             on_error=self._on_error,
+            outstanding=self._ledger.outstanding,
         )
         self.deleter = Deleter(
             client,

@@ -177,10 +177,11 @@ class Receiver:
             raise
         finally:
             self._polling.discard(loop)
-        self.rate.give(wanted - (0 if raw is None else len(raw[0])))  # raw is (messages, duration)
         if raw is None:
+            self.rate.give(wanted)
             self._ledger.unreserve(wanted)
         else:
+            self.rate.give(wanted - len(raw[0]))
             self._dispatch(raw, wanted)
 
     def _dispatch(self, raw: tuple[list[dict[str, Any]], float], reserved: int) -> None:

@@ -242,7 +242,7 @@ class Server(Runner[ShutdownSummary]):
                 processing=group.create_task(self.processor.run(pipeline.messages, pipeline.process)),
                 deleting=group.create_task(pipeline.deleter.run()),
                 changing=group.create_task(pipeline.visibility.run()),
-                heartbeat=group.create_task(pipeline.visibility.heartbeat(self._ledger.outstanding))
+                heartbeat=group.create_task(pipeline.visibility.heartbeat())
                 if self.settings.visibility_heartbeat
                 else None,
             )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Collection, Container
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, Literal
 
 from service.aio.batcher import Batcher
@@ -33,13 +33,14 @@ class Visibility:
         visibility_timeout: int,
         observer: PipelineObserver,
         on_error: Callable[[MQError], None],
+        outstanding: Callable[[], Collection[Message]] = tuple,
     ) -> None:
         self._client = client
         self._queue_url = queue_url
         self._visibility_timeout = visibility_timeout
         self._observer = observer
         self._on_error = on_error
-        self._outstanding: Callable[[], Container[Message]] = tuple
+        self._outstanding = outstanding  # the messages still in the pipeline: only those are extended
         # One batch at a time, so changes to one message reach SQS in the order they were made
         # (an extension must never land after that message's hand-back).
         self._batcher: Batcher[tuple[Message, int, Reason]] = Batcher(
@@ -74,19 +75,18 @@ class Visibility:
         """Accept no more changes and flush."""
         self._batcher.close()
 
-    async def heartbeat(self, outstanding: Callable[[], Collection[Message]]) -> None:
+    async def heartbeat(self) -> None:
         """Extend messages about to become visible again while they wait or run (runs until cancelled).
 
         Every `visibility_timeout / 4` seconds, messages with less than half their timeout left get a
         fresh `visibility_timeout`, so a long handler is not redelivered to another consumer meanwhile.
         """
-        self._outstanding = outstanding
         tick_s = max(0.1, self._visibility_timeout / 4)
         threshold_s = self._visibility_timeout / 2
         while True:
             await asyncio.sleep(tick_s)
             due_by = time.monotonic() + threshold_s
-            for message in list(outstanding()):
+            for message in list(self._outstanding()):
                 if message.visibility_deadline <= due_by:
                     self.schedule(message, self._visibility_timeout, "extend")
 

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeAlias, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 
 from service.aio.backoff import Backoff
 from service.aio.batcher import Batcher
@@ -24,6 +24,7 @@ from service.publishing.entry import (
     check_size,
     checked_entry,
 )
+from service.publishing.observer import OutputHandler, PublishObserver
 from service.sqs.batch import DEFAULT_BATCH_ATTEMPTS, DEFAULT_BATCH_BACKOFF, BatchResult, call_batch
 from service.sqs.client import create_client
 
@@ -39,22 +40,6 @@ DEFAULT_PUBLISH_SHUTDOWN_TIMEOUT_S = 10.0
 _OPERATION = "SendMessageBatch"
 _log = logging.getLogger("service.publisher")
 
-OutputHandler: TypeAlias = Callable[[list[dict[str, Any]], BatchResult], None]
-"""Called with each batch's request entries (Id included) and its outcome, keyed by those Ids."""
-
-
-class PublishObserver:
-    """Per-message hooks (tracing uses them); every hook is a no-op here. Hooks must not block."""
-
-    def enqueued(self, entry: dict[str, Any]) -> None:
-        """`publish` accepted `entry`; called in the caller's context. May add message attributes (at most 10)."""
-
-    def published(self, entry: dict[str, Any], message_id: str) -> None:
-        """SQS stored the message as `message_id`."""
-
-    def failed(self, entry: dict[str, Any], error: PublishError) -> None:
-        """The message was not published."""
-
 
 @dataclass(eq=False)
 class _Pending:
@@ -67,7 +52,8 @@ class Publisher(Runner[None]):
     """Publishes messages to one SQS queue with SendMessageBatch, and reports each message's fate to its caller.
 
     Messages are buffered and sent when a batch holds `batch_max_messages` entries or 1 MiB of bodies and
-    attributes, or when its oldest message has waited `publish_interval_s`. Up to `max_in_flight_batches`
+    attributes, or when its oldest message has waited `publish_interval_s`; while no batch is in flight, a
+    partial batch goes out at once (a lone caller does not wait for companions). Up to `max_in_flight_batches`
     batches are in flight at once on a standard queue. A FIFO queue sends **one batch at a time**, so
     messages of a group reach SQS in the order they were published; within a batch, SQS keeps the
     entries' order. (A per-entry transient failure retried after later entries of its group succeeded can
@@ -122,6 +108,7 @@ class Publisher(Runner[None]):
             max_in_flight=in_flight,
             max_bytes=MAX_BATCH_BYTES,
             size_of=lambda pending: pending.size,
+            send_when_idle=True,
         )
         self._unsettled: set[_Pending] = set()
         self._room = Waiters()  # publish calls waiting for buffer room

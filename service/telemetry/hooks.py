@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from service.consumer.handler import Handler
 from service.consumer.observer import PipelineObserver
 from service.consumer.pipeline import Middleware as ServerMiddleware
-from service.publishing.publisher import PublishObserver
+from service.publishing.observer import PublishObserver
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp

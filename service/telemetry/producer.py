@@ -10,7 +10,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from service.errors import PublishError
-from service.publishing.publisher import PublishObserver
+from service.publishing.observer import PublishObserver
 
 from .metrics import PublishMetrics
 from .propagation import inject

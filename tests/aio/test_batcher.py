@@ -68,3 +68,36 @@ async def test_put_waits_for_room_and_a_cancelled_put_passes_its_turn_on() -> No
     assert sends.batches == [[1], [2], [4]]
     with pytest.raises(ClosedError):
         batcher.put_nowait(5)
+
+
+async def test_when_idle_a_partial_batch_goes_out_at_once_and_fills_up_while_one_is_in_flight() -> None:
+    sends = Sends()
+    sends.gate.clear()  # the first send stays in flight until released
+    batcher = Batcher(sends, max_entries=10, max_wait_s=60, send_when_idle=True)
+    running = asyncio.create_task(batcher.run())
+    batcher.put_nowait(1)
+    await sends.sent.wait()  # long before max_wait_s
+    assert sends.batches == [[1]]
+    sends.sent.clear()
+    for entry in (2, 3, 4):
+        batcher.put_nowait(entry)
+    await asyncio.sleep(0)  # let the loop look at them: a batch is in flight, so they wait for companions
+    assert sends.batches == [[1]]
+    sends.gate.set()
+    await sends.sent.wait()
+    assert sends.batches == [[1], [2, 3, 4]]
+    batcher.close()
+    await running
+
+
+async def test_flush_sends_what_is_held_and_returns_once_it_was_sent() -> None:
+    sends = Sends()
+    batcher = Batcher(sends, max_entries=10, max_wait_s=60)
+    running = asyncio.create_task(batcher.run())
+    for entry in (1, 2):
+        batcher.put_nowait(entry)
+    await batcher.flush()
+    assert sends.batches == [[1, 2]]
+    await batcher.flush()  # nothing held: returns at once
+    batcher.close()
+    await running

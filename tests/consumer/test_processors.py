@@ -124,10 +124,11 @@ async def test_unbounded_runs_every_received_message_at_once(sqs: SQSClient, mak
 
     server = Server(url, handler, client=sqs, processor="unbounded", deletion_interval_s=0.5, wait_time_seconds=0)
     async with server:
-        await until(lambda: running == 25)
+        # At least once: a duplicate delivery (SQS allows it; moto does it under concurrent receives) adds a run.
+        await until(lambda: running >= 25, what="every message running at once")
         gate.set()
-        await until(lambda: server.health.deleted == 25)
-    assert peak == 25
+        await until(lambda: server.health.deleted >= 25, what="every message deleted")
+    assert peak >= 25
 
 
 async def test_bounded_runs_at_most_concurrency_handlers(sqs: SQSClient, make_queue: QueueFactory) -> None:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from service import MAX_VISIBILITY_TIMEOUT, ExponentialRetryPolicy, Message, Retry
+from service import MAX_VISIBILITY_TIMEOUT, ConfigError, ExponentialRetryPolicy, Message, Retry
 from service.aio.backoff import Backoff
 
 
@@ -24,9 +24,9 @@ def test_jitter_only_shortens_the_delay() -> None:
 
 
 def test_bad_policy_values_are_refused() -> None:
-    with pytest.raises(ValueError, match="jitter"):
+    with pytest.raises(ConfigError, match="jitter"):
         ExponentialRetryPolicy(jitter=2)
-    with pytest.raises(ValueError, match="delay_s"):
+    with pytest.raises(ConfigError, match="delay_s"):
         Retry(MAX_VISIBILITY_TIMEOUT + 1)
 
 

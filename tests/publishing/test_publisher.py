@@ -12,7 +12,8 @@ from botocore.exceptions import ClientError
 from service.aio.backoff import Backoff
 from service.errors import ClosedError, ConfigError, PublishError
 from service.publishing.entry import PublishOptions
-from service.publishing.publisher import Publisher, PublishObserver
+from service.publishing.observer import PublishObserver
+from service.publishing.publisher import Publisher
 from service.sqs.batch import BatchResult
 from tests.support.sqs import CallCounter, QueueFactory, drain_queue, queue_counts
 
