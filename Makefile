@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install test lint typecheck pytest run clean shipping-tools check-shipping render-deploy image-check soak bench
+.PHONY: install test lint typecheck pytest browser run clean shipping-tools check-shipping render-deploy image-check soak bench
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,12 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install
+pytest: install browser
 	$(BIN)/pytest
+
+## browser: Debian's chromium for the console's browser tests (apt-get; skipped when /usr/bin/chromium exists)
+browser:
+	bash scripts/install-browser.sh
 
 shipping-tools: install
 	bash scripts/install-shipping-tools.sh
@@ -39,7 +43,7 @@ render-deploy: shipping-tools
 image-check: install
 	bash scripts/image-check.sh
 
-## test: everything CI checks: lint, types, chart and manifests, the test suite
+## test: everything CI checks: lint, types, chart and manifests, the test suite (with the browser tests)
 test: lint typecheck check-shipping pytest
 
 ## run: the service; with no MQ_QUEUE_URL it starts an embedded local SQS server

@@ -24,6 +24,7 @@ import uvicorn
 
 from service.app.admin import create_app
 from service.app.config import Settings
+from service.app.operations import Operations
 from service.consumer.handler import Handler, SyncHandler, as_handler
 from service.consumer.server import Server
 from service.errors import ConfigError
@@ -70,14 +71,21 @@ class Runtime:
             self.hooks = hooks or Hooks()
         else:
             self.hooks = hooks(self.queue_url, self.publish_queue_url)
+        self.operations = Operations(
+            self.queue_url,
+            self.publish_queue_url,
+            on_action=self.hooks.operator_action,
+            instrument_client=self.hooks.instrument_client,
+        )
         handler = as_handler(handler)
         handler = handler if self.hooks.wrap_handler is None else self.hooks.wrap_handler(handler)
         self.payloads = payloads = _payloads(settings, self.hooks)
+        operations_observer = self.operations.observer(self.hooks.observer)
         self.server = Server(
             self.queue_url,
             handler if payloads is None else payloads.wrap_handler(handler),
             settings.server_settings(),
-            observer=self.hooks.observer if payloads is None else payloads.observe(self.hooks.observer),
+            observer=operations_observer if payloads is None else payloads.observe(operations_observer),
             middleware=self.hooks.server_middleware,
             instrument_client=self.hooks.instrument_client,
         )
@@ -135,9 +143,10 @@ class Runtime:
         return 1 if self.crashed else 0
 
     async def start(self) -> None:
-        """Start the large payloads' store (if configured), the Server and the Publisher."""
+        """Start the large payloads' store (if configured), the operator's component, the Server and the Publisher."""
         if self.payloads is not None:  # closed after the Server's last deletions and the Publisher's last send
             await self._components.enter_async_context(self.payloads)
+        await self.operations.start()
         await self.server.start()
         await self.publisher.start()
 
@@ -167,6 +176,7 @@ class Runtime:
         lines = [
             "mq-service is running",
             f"  admin API:      {self.admin_url}  (/healthz /readyz /status /publish /drain /metrics /openapi.json)",
+            f"  console:        {self.admin_url}/console",
             f"  queue:          {self.queue_url}",
             f"  publish queue:  {self.publish_queue_url}",
             f"  handler:        {settings.handler}",
@@ -183,7 +193,9 @@ class Runtime:
         _log.info("drain started", extra={"in_flight": self.server.in_flight})
         timeout_s = self.settings.drain_timeout_s
         try:
-            pipeline, _ = await asyncio.gather(self._drain_server(timeout_s), self._shutdown_publisher(timeout_s))
+            pipeline, *_ = await asyncio.gather(
+                self._drain_server(timeout_s), self._shutdown_publisher(timeout_s), self.operations.shutdown()
+            )
         finally:
             await self._components.aclose()
         summary = {"server": pipeline, "publisher": self.publisher.stats()}

@@ -26,7 +26,8 @@ class Hooks:
     handling step and `wrap_handler` the handler itself; `instrument_client` gets each SQS client the
     runtime creates; `metrics` renders the metrics for `GET /metrics` as (body, content type); `wrap_asgi`
     wraps the admin app (HTTP server spans); `payload_observer` and `instrument_s3_client` do the same for the
-    large payloads in S3 and the S3 client that carries them.
+    large payloads in S3 and the S3 client that carries them; `operator_action` counts each operator action
+    (action, outcome).
     """
 
     observer: PipelineObserver | None = None
@@ -38,6 +39,7 @@ class Hooks:
     wrap_asgi: Callable[[ASGIApp], ASGIApp] | None = None
     payload_observer: PayloadObserver | None = None
     instrument_s3_client: Callable[[S3Client], None] | None = None
+    operator_action: Callable[[str, str], None] | None = None
 
 
 HooksFactory = Callable[[str, str], Hooks]

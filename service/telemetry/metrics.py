@@ -115,3 +115,16 @@ class PublishMetrics:
         attrs = self._by_outcome[outcome]
         self.published.add(1, attrs)
         self.latency.record(duration_s, attrs)
+
+
+class OperatorMetrics:
+    """Operator actions through the admin API (pause, resume, limits, peek, redrive), by action and outcome."""
+
+    def __init__(self, meter: Meter) -> None:
+        self._actions = meter.create_counter(
+            "mq.operator.actions", unit="{action}", description="Operator actions, by action and outcome"
+        )
+
+    def action(self, action: str, outcome: str) -> None:
+        """Count one action; `outcome` is ok, refused or failed."""
+        self._actions.add(1, {"action": action, "outcome": outcome})

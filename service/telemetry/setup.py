@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from service.telemetry.consumer import ConsumerTelemetry
 from service.telemetry.hooks import Hooks
-from service.telemetry.metrics import ConsumerMetrics, PublishMetrics
+from service.telemetry.metrics import ConsumerMetrics, OperatorMetrics, PublishMetrics
 from service.telemetry.producer import PublisherTelemetry
 from service.telemetry.s3_calls import PayloadMetrics, instrument_s3_client
 from service.telemetry.sqs_calls import ReceiveLinks, instrument_client
@@ -145,6 +145,7 @@ class Telemetry:
             wrap_asgi=self.wrap_asgi,
             payload_observer=self.payloads(),
             instrument_s3_client=self.instrument_s3_client,
+            operator_action=OperatorMetrics(self._meter()).action,
         )
 
     def install(self) -> None:

@@ -116,7 +116,7 @@ async def test_hooks_see_messages_and_every_sqs_call(make_queue: QueueFactory) -
         ids = await publish(service.client, {"route": "hello", "body": "traced"})
         await until(lambda: service.runtime.server.health.deleted == 1)
     assert queue_urls == [url, url]
-    assert len(clients) == 2  # the consumer's and the publisher's
+    assert len(clients) == 3  # the consumer's, the publisher's and the operator routes'
     assert observer.handled_ids == ids
     assert {"ReceiveMessage", "SendMessageBatch", "DeleteMessageBatch"} <= set(calls)
 

@@ -11,6 +11,7 @@ from functools import partial
 
 from starlette.applications import Starlette
 
+from service.app.admin import dlq, operator, pages
 from service.app.admin.auth import BearerGuard
 from service.app.admin.drain import drain_group
 from service.app.admin.errors import EXCEPTION_HANDLERS, errors_group
@@ -40,6 +41,9 @@ def create_app(
         publish_group,
         partial(status_group, liveness=liveness),
         partial(metrics_group, render=metrics),
+        _operator_group,
+        _dlq_group,
+        _pages_group,
         *groups,
     ]
     guard = BearerGuard(service.settings.admin_token)
@@ -47,3 +51,18 @@ def create_app(
     built.append(openapi_group(built))
     routes = [route for group in built for route in group.routes]
     return Starlette(routes=routes, exception_handlers=dict(EXCEPTION_HANDLERS))
+
+
+def _operator_group(service: AdminService, guard: BearerGuard) -> RouteGroup:
+    """Pause, resume, limits, queues, errors."""
+    return RouteGroup(operator.routes(service, guard), operator.path_items(protected=guard.enabled), guard.components())
+
+
+def _dlq_group(service: AdminService, guard: BearerGuard) -> RouteGroup:
+    """The dead-letter queue: peek and redrive."""
+    return RouteGroup(dlq.routes(service, guard), dlq.path_items(protected=guard.enabled), guard.components())
+
+
+def _pages_group(service: AdminService, guard: BearerGuard) -> RouteGroup:
+    """The console page and its files."""
+    return RouteGroup(pages.routes(service, guard), pages.path_items(protected=guard.enabled))

@@ -24,7 +24,7 @@ def receive_stall_limit_s(wait_time_seconds: int) -> float:
 
 
 class Liveness:
-    """Decides /healthz. A receive loop that waits for capacity (every handler busy) is not stuck."""
+    """Decides /healthz. A receive loop that waits for capacity (every handler busy) or is paused is not stuck."""
 
     def __init__(self, service: AdminService, stall_limit_s: float | None = None) -> None:
         self._service = service
@@ -41,10 +41,12 @@ class Liveness:
         if health.stopped or health.draining:
             return None
         now = time.monotonic()
-        if server.in_flight >= server.processor.capacity:
+        # Paused on purpose (/pause), or every handler busy: the receive loop waits, it is not stuck.
+        if server.paused or server.in_flight >= server.processor.capacity:
             self._busy_at = now
             return None
-        last = max(health.last_receive_attempt_at or health.started_at, self._busy_at)
+        resumed_at = self._service.operations.resumed_at
+        last = max(health.last_receive_attempt_at or health.started_at, self._busy_at, resumed_at)
         if now - last > self._stall_limit_s:
             return f"no receive attempt completed for {now - last:.0f} s"
         return None

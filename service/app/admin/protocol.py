@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 if TYPE_CHECKING:
     from service.app.config import Settings
+    from service.app.operations import Operations
     from service.consumer.server import Server
     from service.publishing.publisher import Publisher
 
@@ -22,6 +23,7 @@ class AdminService(Protocol):
     settings: Settings
     server: Server
     publisher: Publisher
+    operations: Operations
 
     @property
     def draining(self) -> bool:

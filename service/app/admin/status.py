@@ -17,7 +17,19 @@ _NULLABLE_TEXT = {"type": ["string", "null"]}
 _STATUS = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["alive", "pipeline_running", "draining", "ready", "in_flight", "pipeline", "publisher", "settings"],
+    "required": [
+        "alive",
+        "pipeline_running",
+        "draining",
+        "ready",
+        "in_flight",
+        "paused",
+        "paused_since",
+        "max_messages_per_s",
+        "pipeline",
+        "publisher",
+        "settings",
+    ],
     "properties": {
         "alive": {"type": "boolean", "description": "The same verdict as /healthz."},
         "alive_problem": _NULLABLE_TEXT | {"description": "Why /healthz fails, or null."},
@@ -26,6 +38,9 @@ _STATUS = {
         "ready": {"type": "boolean", "description": "The same verdict as /readyz."},
         "not_ready_reason": _NULLABLE_TEXT | {"description": "Why /readyz fails, or null."},
         "in_flight": {"type": "integer", "minimum": 0},
+        "paused": {"type": "boolean", "description": "Receiving is paused (POST /pause)."},
+        "paused_since": {"type": ["number", "null"], "description": "When it was paused (epoch seconds), or null."},
+        "max_messages_per_s": {"type": ["number", "null"], "description": "The rate limit, or null for none."},
         "pipeline": {
             "type": "object",
             "description": "Counters since start (`deleted` lags `handled` by up to MQ_DELETION_INTERVAL_S) "
@@ -51,6 +66,9 @@ def status(service: AdminService, liveness: Liveness) -> dict[str, Any]:
         "ready": not_ready is None,
         "not_ready_reason": not_ready,
         "in_flight": server.in_flight,
+        "paused": server.paused,
+        "paused_since": server.paused_since,
+        "max_messages_per_s": server.rate_limit,
         "pipeline": server.health.snapshot(),
         "publisher": service.publisher.stats(),
         "settings": shown_settings(service),

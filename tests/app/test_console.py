@@ -1,0 +1,154 @@
+"""The operator's console in a real headless browser (Debian's chromium through Playwright) on the whole service.
+
+Screenshots at 1280 px and at phone width go to a temporary folder, or to CONSOLE_SCREENSHOTS (a folder) when set:
+`CONSOLE_SCREENSHOTS=docs .venv/bin/pytest tests/app/test_console.py` refreshes the ones in docs/.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from playwright.async_api import Browser, ConsoleMessage, Page, ViewportSize, async_playwright, expect
+
+from service import Message
+from tests.support.runtime import BASE, publish, running
+from tests.support.sqs import QueueFactory, dead_letter_queue_of, eventually, queue_counts
+
+if TYPE_CHECKING:
+    from types_aiobotocore_sqs import SQSClient
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WIDE: ViewportSize = {"width": 1280, "height": 1100}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+WAIT_MS = 20_000
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (make browser)")
+
+
+class Switch:
+    """A handler that fails while `failing`."""
+
+    def __init__(self) -> None:
+        self.failing = False
+
+    async def __call__(self, message: Message) -> None:
+        if self.failing:
+            raise ValueError(f"cannot handle {message.body}")
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        await browser.close()
+
+
+def console_errors(page: Page) -> list[str]:
+    """Errors the page logs or throws, collected from now on."""
+    errors: list[str] = []
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            errors.append(message.text)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return errors
+
+
+def screenshots_dir(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("CONSOLE_SCREENSHOTS", tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+async def test_the_console_follows_the_pipeline_and_drives_it(
+    browser: Browser, make_queue: QueueFactory, sqs: SQSClient, tmp_path: Path
+) -> None:
+    # 2, not 1: a pause hands back what a receive in flight brings, and that receive counts.
+    url = await make_queue(max_receive_count=2)
+    dlq_url = await dead_letter_queue_of(sqs, url)
+    handler = Switch()
+    async with running(dataclasses.replace(BASE, queue_url=url), handler=handler) as service:
+        page = await browser.new_page(viewport=WIDE)
+        errors = console_errors(page)
+        await page.goto(service.runtime.admin_url + "/")
+        assert page.url.endswith("/console")
+        await expect(page.get_by_test_id("state")).to_have_text("running", timeout=WAIT_MS)
+
+        await publish(service.client, *({"body": f"ok-{i}"} for i in range(3)))
+        await expect(page.get_by_test_id("handled")).to_have_text("3", timeout=WAIT_MS)
+
+        await page.get_by_test_id("pause").click()
+        await expect(page.get_by_test_id("state")).to_have_text("paused", timeout=WAIT_MS)
+        await publish(service.client, *({"body": f"later-{i}"} for i in range(2)))
+        await expect(page.get_by_test_id("queue-visible")).to_have_text("2", timeout=WAIT_MS)
+        assert await page.get_by_test_id("handled").text_content() == "3"
+        await page.get_by_test_id("resume").click()
+        await expect(page.get_by_test_id("state")).to_have_text("running", timeout=WAIT_MS)
+        await expect(page.get_by_test_id("handled")).to_have_text("5", timeout=WAIT_MS)
+
+        handler.failing = True
+        await publish(service.client, *({"body": f"poison-{i}"} for i in range(2)))
+
+        async def dead_lettered() -> bool:
+            return (await queue_counts(sqs, dlq_url))[0] == 2
+
+        await eventually(dead_lettered, timeout_s=30, what="two messages dead-lettered")
+        await expect(page.get_by_test_id("dlq-visible")).to_have_text("2", timeout=WAIT_MS)
+        await expect(page.get_by_test_id("failed")).not_to_have_text("0", timeout=WAIT_MS)
+        await page.get_by_test_id("peek").click()
+        await expect(page.get_by_test_id("dlq-messages")).to_contain_text("poison-", timeout=WAIT_MS)
+        await expect(page.get_by_test_id("errors")).to_contain_text("ValueError: cannot handle poison-")
+        await page.screenshot(path=screenshots_dir(tmp_path) / "console-1280.png", full_page=True)
+
+        handler.failing = False
+        await page.get_by_test_id("redrive").click()
+        await expect(page.get_by_test_id("redrive-state")).to_have_text("completed: 2 of 2 moved", timeout=WAIT_MS)
+        await expect(page.get_by_test_id("handled")).to_have_text("7", timeout=WAIT_MS)
+        await expect(page.get_by_test_id("dlq-visible")).to_have_text("0", timeout=WAIT_MS)
+
+        await page.set_viewport_size(PHONE)
+        await page.screenshot(path=screenshots_dir(tmp_path) / "console-phone.png", full_page=True)
+        assert errors == []
+
+
+async def test_the_console_asks_for_the_token_and_reports_a_wrong_one(
+    browser: Browser, make_queue: QueueFactory
+) -> None:
+    settings = dataclasses.replace(BASE, queue_url=await make_queue(), admin_token="s3cret-token")
+    async with running(settings) as service:
+        page = await browser.new_page(viewport=PHONE)
+        await page.goto(service.runtime.admin_url + "/console")
+        auth = page.get_by_test_id("auth")
+        await expect(auth).to_contain_text("needs its admin token", timeout=WAIT_MS)
+
+        await page.get_by_test_id("token").fill("wrong")
+        await page.get_by_test_id("use-token").click()
+        await expect(auth).to_contain_text("token is wrong", timeout=WAIT_MS)
+        await expect(page.get_by_test_id("state")).to_have_text("connecting")
+
+        await page.get_by_test_id("token").fill("s3cret-token")
+        await page.get_by_test_id("use-token").click()
+        await expect(page.get_by_test_id("state")).to_have_text("running", timeout=WAIT_MS)
+        await expect(auth).to_be_hidden()
+        # Kept for the session (a reload does not ask again), never in a cookie.
+        await page.reload()
+        await expect(page.get_by_test_id("state")).to_have_text("running", timeout=WAIT_MS)
+        assert await page.context.cookies() == []
