@@ -58,7 +58,7 @@ _AWS_ENV = (
 @pytest.fixture
 async def sqs(sqs_endpoint: str) -> AsyncIterator[SQSClient]:
     """A real aiobotocore SQS client talking to the moto server over HTTP."""
-    async with create_client() as client:
+    async with create_client(kind="botocore") as client:
         yield client
 
 
