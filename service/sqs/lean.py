@@ -12,7 +12,6 @@ are raised as the same botocore exceptions. `on_call` stands in for botocore's e
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Self
@@ -137,7 +136,7 @@ class LeanSQSClient:
                 raw = await response.read()
                 status = response.status
                 answer_headers = {k.decode().lower(): v.decode() for k, v in response.raw_headers}
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise protocol.transport_error(exc, self._url) from exc
         if status >= 300:
             raise protocol.client_error(operation, status, answer_headers, raw)

@@ -127,7 +127,9 @@ def received(operation: str, parsed: dict[str, Any]) -> None:
                 value["BinaryValue"] = base64.b64decode(value["BinaryValue"])
         attributes_digest = message.get("MD5OfMessageAttributes")
         if attributes_digest is not None and attributes_digest != attributes_md5(attributes):
-            raise ChecksumError(checksum_type="MD5", expected_checksum=attributes_digest, actual_checksum="of attributes")
+            raise ChecksumError(
+                checksum_type="MD5", expected_checksum=attributes_digest, actual_checksum="of attributes"
+            )
 
 
 def sent(entries: list[Mapping[str, Any]], parsed: dict[str, Any]) -> None:

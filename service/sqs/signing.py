@@ -34,7 +34,9 @@ class Signer:
         self._key_for: tuple[str, str] = ("", "")  # (secret key, day) the cached key was derived for
         self._key = b""
 
-    def headers(self, target: str, body: bytes, credentials: FrozenCredentials, now_s: float | None = None) -> dict[str, str]:
+    def headers(
+        self, target: str, body: bytes, credentials: FrozenCredentials, now_s: float | None = None
+    ) -> dict[str, str]:
         """The request headers, `Authorization` included, for a call of `target` (AmazonSQS.<Operation>)."""
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now_s))
         day = stamp[:8]
@@ -49,15 +51,16 @@ class Signer:
             )
         else:
             signed = "content-type;host;x-amz-date;x-amz-target"
-            canonical_headers = f"content-type:{CONTENT_TYPE}\nhost:{self.host}\nx-amz-date:{stamp}\nx-amz-target:{target}\n"
+            canonical_headers = (
+                f"content-type:{CONTENT_TYPE}\nhost:{self.host}\nx-amz-date:{stamp}\nx-amz-target:{target}\n"
+            )
         payload = hashlib.sha256(body).hexdigest()
         canonical = f"POST\n/\n\n{canonical_headers}\n{signed}\n{payload}"
         scope = f"{day}/{self.region}/{self.service}/aws4_request"
         to_sign = f"{_ALGORITHM}\n{stamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
         signature = hmac.digest(self._signing_key(credentials.secret_key, day), to_sign.encode(), "sha256").hex()
         headers["Authorization"] = (
-            f"{_ALGORITHM} Credential={credentials.access_key}/{scope}, "
-            f"SignedHeaders={signed}, Signature={signature}"
+            f"{_ALGORITHM} Credential={credentials.access_key}/{scope}, SignedHeaders={signed}, Signature={signature}"
         )
         return headers
 

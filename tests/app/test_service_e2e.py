@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections import Counter
 from typing import TYPE_CHECKING
 
 from service import Handler, Message, PipelineObserver
 from service.telemetry.hooks import Hooks
 from tests.support.runtime import BASE, publish, running
-from tests.support.sqs import QueueFactory, queue_counts, until
+from tests.support.sqs import CallCounter, QueueFactory, queue_counts, until
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
@@ -95,12 +94,12 @@ class CountingObserver(PipelineObserver):
 
 async def test_hooks_see_messages_and_every_sqs_call(make_queue: QueueFactory) -> None:
     url = await make_queue()
-    calls: Counter[str] = Counter()
+    calls = CallCounter()
     clients: list[SQSClient] = []
 
     def instrument(client: SQSClient) -> None:
         clients.append(client)
-        client.meta.events.register("before-call.sqs", lambda model, **_: calls.update([model.name]))
+        calls.attach(client)
 
     observer = CountingObserver()
     queue_urls: list[str] = []
