@@ -24,7 +24,7 @@ from service.publishing.entry import (
     checked_entry,
 )
 from service.sqs.batch import DEFAULT_BATCH_ATTEMPTS, DEFAULT_BATCH_BACKOFF, BatchResult, call_batch
-from service.sqs.client import create_client
+from service.sqs.client import CLIENT_KINDS, DEFAULT_CLIENT_KIND, ClientKind, create_client
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
@@ -78,6 +78,9 @@ class Publisher(Lifecycle):
     buffered (PublishError, `sender_fault` True). At most `max_buffered` messages wait to be sent:
     `publish` waits for room, `publish_nowait` raises asyncio.QueueFull.
 
+    Without a `client` it creates its own of kind `sqs_client`: "lean" (the default, least CPU per message)
+    or "botocore" (aiobotocore's).
+
     `shutdown(timeout_s)` takes no more messages, sends what is buffered and waits for the batches in
     flight; messages still unsent at the deadline fail with PublishError code "ShutdownTimeout".
     """
@@ -87,6 +90,7 @@ class Publisher(Lifecycle):
         queue_url: str,
         *,
         client: SQSClient | None = None,
+        sqs_client: ClientKind = DEFAULT_CLIENT_KIND,
         publish_interval_s: float = DEFAULT_PUBLISH_INTERVAL_S,
         batch_max_messages: int = DEFAULT_BATCH_MAX_MESSAGES,
         max_in_flight_batches: int | None = None,
@@ -103,8 +107,11 @@ class Publisher(Lifecycle):
         self.fifo = queue_url.endswith(".fifo") if fifo is None else fifo
         in_flight = _in_flight_batches(max_in_flight_batches, fifo=self.fifo)
         _check_settings(publish_interval_s, batch_max_messages, max_buffered, max_message_bytes, batch_attempts)
+        if sqs_client not in CLIENT_KINDS:
+            raise ConfigError("sqs_client", sqs_client, f"one of {', '.join(CLIENT_KINDS)}")
         self.content_based_deduplication = content_based_deduplication
         self._client = client
+        self._sqs_client = sqs_client
         self._max_buffered = max_buffered
         self._max_message_bytes = max_message_bytes
         self._output_handler = output_handler
@@ -220,7 +227,7 @@ class Publisher(Lifecycle):
             async with AsyncExitStack() as stack:
                 client = self._client
                 if client is None:
-                    client = await stack.enter_async_context(create_client(self.queue_url))
+                    client = await stack.enter_async_context(create_client(self.queue_url, kind=self._sqs_client))
                 self._active_client = client
                 if self.fifo and self.content_based_deduplication is None:
                     self.content_based_deduplication = await _content_based_deduplication(client, self.queue_url)

@@ -23,6 +23,7 @@ DEFAULT_CLIENT_KIND: ClientKind = "lean"
 
 _REGION_IN_URL = re.compile(r"^https?://sqs[.-]([a-z0-9-]+)\.amazonaws\.com", re.IGNORECASE)
 DEFAULT_REGION = "us-east-1"
+CONNECT_TIMEOUT_S = 10.0
 
 
 def region_for(queue_url: str | None = None) -> str:
@@ -55,18 +56,27 @@ def create_client(
     config = AioConfig(
         max_pool_connections=max_pool_connections,
         read_timeout=read_timeout_s,
-        connect_timeout=10,
+        connect_timeout=CONNECT_TIMEOUT_S,
         retries={"mode": "standard", "total_max_attempts": 1},
     )
     if kind == "lean":
-        return _lean_client(queue_url, config, credentials)
+        return _lean_client(queue_url, config, credentials, max_pool_connections, read_timeout_s)
     return get_session().create_client("sqs", region_name=region_for(queue_url), config=config)
 
 
 @asynccontextmanager
-async def _lean_client(queue_url: str | None, config: AioConfig, credentials: Any) -> AsyncIterator[SQSClient]:
+async def _lean_client(
+    queue_url: str | None, config: AioConfig, credentials: Any, max_pool_connections: int, read_timeout_s: float
+) -> AsyncIterator[SQSClient]:
     client = await open_lean_client(
-        queue_url, region=region_for(queue_url), config=config, session=get_session(), credentials=credentials
+        queue_url,
+        region=region_for(queue_url),
+        config=config,
+        session=get_session(),
+        credentials=credentials,
+        max_pool_connections=max_pool_connections,
+        read_timeout_s=read_timeout_s,
+        connect_timeout_s=CONNECT_TIMEOUT_S,
     )
     async with client:
         # It has the per-message coroutine methods of SQSClient, with the same arguments and answers.

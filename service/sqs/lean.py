@@ -164,6 +164,9 @@ async def open_lean_client(
     config: AioConfig,
     session: AioSession,
     credentials: Any = None,
+    max_pool_connections: int = 20,
+    read_timeout_s: float = 60.0,
+    connect_timeout_s: float = 10.0,
 ) -> LeanSQSClient:
     """A LeanSQSClient (not yet entered) with the endpoint, region and credentials botocore resolves."""
     async with session.create_client("sqs", region_name=region, config=config) as resolver:
@@ -174,9 +177,9 @@ async def open_lean_client(
         endpoint_url=endpoint_url,
         region=resolved_region or region,
         credentials=credentials,
-        max_pool_connections=config.max_pool_connections,
-        read_timeout_s=float(config.read_timeout),
-        connect_timeout_s=float(config.connect_timeout),
+        max_pool_connections=max_pool_connections,
+        read_timeout_s=read_timeout_s,
+        connect_timeout_s=connect_timeout_s,
     )
 
 

@@ -44,6 +44,8 @@ def test_every_variable_is_read() -> None:
         "MQ_PUBLISH_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/out",
         "MQ_PUBLISH_MAX_BATCH": "20",
         "MQ_PUBLISH_INTERVAL_S": "0.2",
+        "MQ_SQS_CLIENT": "Botocore",
+        "MQ_EVENT_LOOP": "asyncio",
     }
     assert set(environ) == set(ENV_VARIABLES.values())
     settings = Settings.from_env(environ)
@@ -55,6 +57,7 @@ def test_every_variable_is_read() -> None:
     assert (settings.drain_timeout_s, settings.log_level, settings.log_format) == (40.0, "DEBUG", "json")
     assert settings.publish_queue_url.endswith("/out")
     assert settings.publish_max_batch == 20
+    assert (settings.sqs_client, settings.event_loop) == ("botocore", "asyncio")
 
 
 @pytest.mark.parametrize(
