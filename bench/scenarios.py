@@ -107,7 +107,7 @@ def build(sizes: Sizes) -> list[Scenario]:
         consume("bounded-10-traced", "Server bounded 10, metrics + tracing on", n, concurrency=10,
                 telemetry="traces", group="tracing"),
         Scenario("lean-floor", "consume", "lean floor: bare lean-client receive(10) + delete batch, 4 loops",
-                 "bench.consume", ("--kind", "floor", "--client", "lean"), n),
+                 "bench.consume", ("--kind", "floor", "--client", "lean"), n, baseline="floor"),
         consume("lean-bounded-10", "Server bounded 10, lean client", n, concurrency=10, client="lean"),
         consume("lean-bounded-10-uvloop", "Server bounded 10, lean client, uvloop", n, concurrency=10, client="lean",
                 loop="uvloop"),
