@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from handlers.example import router
+from service.app.cli import event_loop_factory
 from service.app.config import ENV_VARIABLES, Settings, flag_for, load_handler
 from service.errors import ConfigError
 
@@ -97,6 +98,8 @@ def test_flags_win_over_variables_and_empty_means_unset() -> None:
         ("MQ_PUBLISH_QUEUE_URL", "orders", "an http(s) SQS queue URL"),
         ("MQ_HANDLER", "handlers.example.router", "an import path module:attribute"),
         ("MQ_PUBLISH_MAX_BATCH", "0", "an integer from 1 to 1000"),
+        ("MQ_SQS_CLIENT", "boto3", "one of lean, botocore"),
+        ("MQ_EVENT_LOOP", "trio", "one of auto, asyncio, uvloop"),
     ],
 )
 def test_invalid_values_name_the_variable_and_what_is_allowed(variable: str, value: str, allowed: str) -> None:
@@ -138,3 +141,11 @@ def test_load_handler_failures_are_config_errors(path: str, why: str) -> None:
     with pytest.raises(ConfigError, match=r"^MQ_HANDLER: ") as caught:
         load_handler(path)
     assert why in caught.value.allowed
+
+
+def test_the_event_loop_is_uvloop_when_installed_unless_asyncio_is_chosen() -> None:
+    import uvloop  # noqa: PLC0415 - a dependency where the service runs
+
+    assert event_loop_factory("auto") is uvloop.new_event_loop
+    assert event_loop_factory("uvloop") is uvloop.new_event_loop
+    assert event_loop_factory("asyncio") is None
