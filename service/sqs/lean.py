@@ -50,7 +50,8 @@ class LeanSQSClient:
         self.region = region
         self._url = self.endpoint_url + "/"
         self._credentials = credentials  # botocore's (Aio)Credentials or (Aio)RefreshableCredentials, or None
-        self._signer = Signer(urlsplit(self.endpoint_url).netloc, region)
+        parts = urlsplit(self.endpoint_url)
+        self._signer = Signer(parts.netloc, region, path=parts.path + "/")
         self._hooks: list[CallStarted] = []
         self._pool_size = max_pool_connections
         self._timeout = aiohttp.ClientTimeout(sock_connect=connect_timeout_s, sock_read=read_timeout_s)

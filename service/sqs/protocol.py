@@ -26,6 +26,7 @@ from botocore.exceptions import (
     HTTPClientError,
     ReadTimeoutError,
 )
+from botocore.parsers import ResponseParserError
 
 CHECKSUM_CODE = "ChecksumError"
 
@@ -42,10 +43,13 @@ def _blob(value: Any) -> str:
 
 
 def decode(body: bytes) -> dict[str, Any]:
-    """A response body as a dict (an empty body is an empty answer)."""
+    """A response body as a dict (an empty body is an empty answer); botocore's ResponseParserError if not JSON."""
     if not body:
         return {}
-    parsed = orjson.loads(body)
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ResponseParserError(f"SQS answered with a body that is not JSON: {body[:200]!r}") from exc
     return parsed if isinstance(parsed, dict) else {}
 
 
@@ -53,7 +57,7 @@ def client_error(operation: str, status: int, headers: Mapping[str, str], body: 
     """The ClientError botocore raises for an error answer: code from `x-amzn-query-error`, else `__type`."""
     try:
         parsed = decode(body)
-    except orjson.JSONDecodeError:
+    except ResponseParserError:
         parsed = {}
     error: dict[str, Any] = {"Message": parsed.get("message", parsed.get("Message", "")), "Code": ""}
     code = str(parsed.get("__type", status))
@@ -117,8 +121,8 @@ def received(operation: str, parsed: dict[str, Any]) -> None:
     """Check a ReceiveMessage answer's digests and turn binary attribute values into bytes, as botocore does."""
     for message in parsed.get("Messages", ()):
         body_md5 = message.get("MD5OfBody")
-        if body_md5 is not None and body_md5 != md5_hex(message.get("Body", "").encode()):
-            raise ChecksumError(checksum_type="MD5", expected_checksum=body_md5, actual_checksum="of the body")
+        if body_md5 is not None and body_md5 != (actual := md5_hex(message.get("Body", "").encode())):
+            raise ChecksumError(checksum_type="MD5 (body)", expected_checksum=body_md5, actual_checksum=actual)
         attributes = message.get("MessageAttributes")
         if not attributes:
             continue

@@ -1,4 +1,4 @@
-"""AWS Signature Version 4 for the lean client's one request shape: POST / with a JSON body and four headers.
+"""AWS Signature Version 4 for the lean client's one request shape: a POST with a JSON body and four headers.
 
 The derived signing key depends only on the secret key, the day, the region and the service, so it is kept
 and reused until one of them changes: a call then costs two SHA-256 digests and one HMAC. The result is the
@@ -27,8 +27,9 @@ class FrozenCredentials(NamedTuple):
 class Signer:
     """Signs SQS JSON-protocol requests to one host, for one region and service."""
 
-    def __init__(self, host: str, region: str, service: str = "sqs") -> None:
+    def __init__(self, host: str, region: str, service: str = "sqs", path: str = "/") -> None:
         self.host = host
+        self.path = path
         self.region = region
         self.service = service
         self._key_for: tuple[str, str] = ("", "")  # (secret key, day) the cached key was derived for
@@ -55,7 +56,7 @@ class Signer:
                 f"content-type:{CONTENT_TYPE}\nhost:{self.host}\nx-amz-date:{stamp}\nx-amz-target:{target}\n"
             )
         payload = hashlib.sha256(body).hexdigest()
-        canonical = f"POST\n/\n\n{canonical_headers}\n{signed}\n{payload}"
+        canonical = f"POST\n{self.path}\n\n{canonical_headers}\n{signed}\n{payload}"
         scope = f"{day}/{self.region}/{self.service}/aws4_request"
         to_sign = f"{_ALGORITHM}\n{stamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
         signature = hmac.digest(self._signing_key(credentials.secret_key, day), to_sign.encode(), "sha256").hex()
