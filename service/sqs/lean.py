@@ -122,8 +122,9 @@ class LeanSQSClient:
             for finish in finishers:
                 finish(0, None, exc)
             raise
+        status = int(parsed["ResponseMetadata"]["HTTPStatusCode"])
         for finish in finishers:
-            finish(200, parsed, None)
+            finish(status, parsed, None)
         return parsed
 
     async def _send(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
