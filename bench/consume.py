@@ -1,9 +1,10 @@
 """The consume worker: drains a preloaded queue one way and reports what it cost (one JSON line on stdout).
 
-    python -m bench.consume --kind server|floor|boto3 --queue-url URL --messages N [options]
+    python -m bench.consume --kind server|floor|boto3 --queue-url URL --messages N [--client lean|botocore] [options]
 
-`server` runs the Server; `floor` is the cheapest aiobotocore consumer (a few loops of ReceiveMessage(10) then
-one DeleteMessageBatch, sharing a client); `boto3` is the consumer a user writes by hand (receive one, delete
+`server` runs the Server; `floor` is the cheapest consumer on a client (a few loops of ReceiveMessage(10) then
+one DeleteMessageBatch, sharing a client); `--client` picks the SQS client (aiobotocore's, or the lean one) and
+`--loop` the event loop; `boto3` is the consumer a user writes by hand (receive one, delete
 one). The measured phase runs from the first call until the N-th message is deleted; the endpoint comes from
 AWS_ENDPOINT_URL_SQS.
 """
@@ -16,11 +17,12 @@ import time
 from typing import Any
 
 from service import Message, Server
+from service.app.cli import event_loop_factory
 from service.consumer.pipeline import MAX_RECEIVE_LOOPS
 from service.consumer.processors import PROCESSOR_NAMES
 from service.consumer.receiver import REQUIRED_ATTRIBUTE_NAMES
 from service.consumer.settings import DEFAULT_ATTRIBUTE_NAMES
-from service.sqs.client import create_client, region_for
+from service.sqs.client import CLIENT_KINDS, create_client, region_for
 
 from .measure import ApiCalls, Usage, emit, phase_result
 from .tracing import Instrumentation, TracingUnavailable
@@ -45,6 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--telemetry", choices=("off", "metrics", "traces"), default="off", help="metrics only, or metrics and traces"
     )
     parser.add_argument("--deadline-s", type=float, default=120.0, help="give up after this long")
+    parser.add_argument("--client", choices=CLIENT_KINDS, default="botocore", help="the SQS client")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio", help="the event loop")
     return parser.parse_args(argv)
 
 
@@ -65,7 +69,7 @@ async def run_server(args: argparse.Namespace) -> dict[str, Any]:
     """The Server, set up as a deployment would be: long polls, default deletion interval and visibility."""
     telemetry = None if args.telemetry == "off" else Instrumentation(traces=args.telemetry == "traces")
     calls = ApiCalls()
-    async with create_client(args.queue_url, max_pool_connections=MAX_RECEIVE_LOOPS + 16) as client:
+    async with create_client(args.queue_url, max_pool_connections=MAX_RECEIVE_LOOPS + 16, kind=args.client) as client:
         calls.attach(client)
         hooks = None if telemetry is None else telemetry.consumer(args.queue_url, client)
         server = Server(
@@ -113,7 +117,7 @@ async def run_floor(args: argparse.Namespace) -> dict[str, Any]:
                 deleted[0] += len(messages)
         finished.set()
 
-    async with create_client(args.queue_url, max_pool_connections=MAX_RECEIVE_LOOPS + 16) as client:
+    async with create_client(args.queue_url, max_pool_connections=MAX_RECEIVE_LOOPS + 16, kind=args.client) as client:
         calls.attach(client)
         began = Usage.now()
         loops = [asyncio.create_task(loop(client)) for _ in range(FLOOR_LOOPS)]
@@ -163,7 +167,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.kind == "boto3":
             result = run_boto3(args)
         else:
-            result = asyncio.run(run_server(args) if args.kind == "server" else run_floor(args))
+            with asyncio.Runner(loop_factory=event_loop_factory(args.loop)) as runner:
+                result = runner.run(run_server(args) if args.kind == "server" else run_floor(args))
     except TracingUnavailable as exc:
         result = {"skipped": str(exc)}
     emit(result)

@@ -16,14 +16,21 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class ApiCalls:
-    """Counts SQS API calls by operation, from the client's `before-call.sqs` event."""
+    """Counts SQS API calls by operation, from botocore's `before-call.sqs` event or the lean client's `on_call`."""
 
     def __init__(self) -> None:
         self.by_operation: Counter[str] = Counter()
 
     def attach(self, client: Any) -> None:
-        """Count every call `client` (boto3 or aiobotocore) makes from now on."""
+        """Count every call `client` (boto3, aiobotocore or the lean client) makes from now on."""
+        if hasattr(client, "on_call"):
+            client.on_call(self.on_lean_call)
+            return
         client.meta.events.register("before-call.sqs", self.on_call)  # a bound method: hashable, as botocore needs
+
+    def on_lean_call(self, operation: str, params: Any) -> None:
+        """The lean client's hook."""
+        self.by_operation[operation] += 1
 
     def on_call(self, model: Any = None, **_: Any) -> None:
         """The event handler."""

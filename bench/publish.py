@@ -1,6 +1,6 @@
 """The publish worker: sends N messages one way and reports what it cost (one JSON line on stdout).
 
-    python -m bench.publish --kind publisher|floor --queue-url URL --messages N
+    python -m bench.publish --kind publisher|floor --queue-url URL --messages N [--client lean|botocore]
 
 `publisher` buffers every message with Publisher.publish_nowait, then awaits all the futures; `floor` is a few
 bare SendMessageBatch(10) loops sharing one client. The endpoint comes from AWS_ENDPOINT_URL_SQS.
@@ -13,7 +13,7 @@ import asyncio
 from typing import Any
 
 from service import Publisher
-from service.sqs.client import create_client
+from service.sqs.client import CLIENT_KINDS, create_client
 
 from .measure import ApiCalls, Usage, emit, phase_result
 
@@ -28,13 +28,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--queue-url", required=True)
     parser.add_argument("--messages", type=int, required=True)
     parser.add_argument("--deadline-s", type=float, default=120.0)
+    parser.add_argument("--client", choices=CLIENT_KINDS, default="botocore", help="the SQS client")
     return parser.parse_args(argv)
 
 
 async def run_publisher(args: argparse.Namespace) -> dict[str, Any]:
     """All messages buffered at once (max_buffered = N), then every result awaited."""
     calls = ApiCalls()
-    async with create_client(args.queue_url) as client:
+    async with create_client(args.queue_url, kind=args.client) as client:
         calls.attach(client)
         publisher = Publisher(args.queue_url, client=client, max_buffered=args.messages)
         await publisher.start()
@@ -61,7 +62,7 @@ async def run_floor(args: argparse.Namespace) -> dict[str, Any]:
             response = await client.send_message_batch(QueueUrl=args.queue_url, Entries=entries)
             sent[0] += len(response.get("Successful", []))
 
-    async with create_client(args.queue_url) as client:
+    async with create_client(args.queue_url, kind=args.client) as client:
         calls.attach(client)
         began = Usage.now()
         await asyncio.wait_for(asyncio.gather(*(loop(client) for _ in range(FLOOR_LOOPS))), args.deadline_s)

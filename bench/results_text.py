@@ -50,8 +50,11 @@ at once, so this only matters when the queue is empty), `max_number_of_messages=
 `visibility_timeout=30`, and the default deletion interval of 10 s with batches of 10. The deletion interval
 does not slow a busy consumer: a batch goes out as soon as 10 messages are handled, and only a partial batch
 waits for the interval. N is a multiple of 10, so the last batch is full too. The client is the service's own
-(`service.sqs.client.create_client`, botocore retries off). Handlers: no-op `async def`, or `asyncio.sleep(0.02)`
-for I/O. Partitioned scenarios carry a `partition_key` String attribute, 100 keys round-robin.
+(`service.sqs.client.create_client`, botocore retries off): aiobotocore's for the scenarios measured since the
+start (`floor`, `bounded-*`, `publisher`...), the lean client (the service's default now) for the `lean-*`
+ones, whose ratios are taken against the aiobotocore floors of the same run. The HTTP and drain scenarios run
+`python -m service run` with its defaults: the lean client, on uvloop. Handlers: no-op `async def`, or
+`asyncio.sleep(0.02)` for I/O. Partitioned scenarios carry a `partition_key` String attribute, 100 keys round-robin.
 """
 
 RERUN = """\
@@ -78,7 +81,8 @@ def render(results: dict[str, Any], *, table: str, chart_written: bool) -> str:
         f"whole run {meta['elapsed_s']:.0f} s{' (quick run)' if meta['quick'] else ''}. This file is written by "
         "`python -m bench.run`; the findings come from `bench/ANALYSIS.md`.",
         "## Targets\n\n" + _targets(results["targets"]),
-        "## Results\n\n" + table + "\n\nRatios are against the floor (publisher: against publish-floor); "
+        "## Results\n\n" + table + "\n\nRatios are against each scenario's baseline: the aiobotocore floor "
+        "(publishers: publish-floor; lean-bounded-10-traced: lean-bounded-10, untraced); "
         "CPU is the consumer's own, per message.",
     ]
     if chart_written:

@@ -69,6 +69,7 @@ def consume(
     """A Server scenario."""
     sleep_ms = float(options.get("sleep_ms", 0.0))
     args = ["--kind", "server", "--processor", processor, "--concurrency", str(concurrency)]
+    args += ["--client", options.get("client", "botocore"), "--loop", options.get("loop", "asyncio")]
     if sleep_ms:
         args += ["--sleep-ms", str(sleep_ms)]
     if options.get("telemetry"):
@@ -105,6 +106,13 @@ def build(sizes: Sizes) -> list[Scenario]:
                 telemetry="metrics", group="tracing"),
         consume("bounded-10-traced", "Server bounded 10, metrics + tracing on", n, concurrency=10,
                 telemetry="traces", group="tracing"),
+        Scenario("lean-floor", "consume", "lean floor: bare lean-client receive(10) + delete batch, 4 loops",
+                 "bench.consume", ("--kind", "floor", "--client", "lean"), n, baseline="floor"),
+        consume("lean-bounded-10", "Server bounded 10, lean client", n, concurrency=10, client="lean"),
+        consume("lean-bounded-10-uvloop", "Server bounded 10, lean client, uvloop", n, concurrency=10, client="lean",
+                loop="uvloop"),
+        consume("lean-bounded-10-traced", "Server bounded 10, lean client, metrics + tracing on", n, concurrency=10,
+                client="lean", telemetry="traces", group="tracing", baseline="lean-bounded-10"),
         consume("io-bounded-10", "I/O 20 ms, bounded 10", io * 10, concurrency=10, sleep_ms=IO_SLEEP_MS),
         consume("io-bounded-50", "I/O 20 ms, bounded 50", io * 50, concurrency=50, sleep_ms=IO_SLEEP_MS),
         consume("io-partitioned-10", "I/O 20 ms, partitioned 10, 100 keys", io * 10, processor="partitioned",
@@ -113,6 +121,11 @@ def build(sizes: Sizes) -> list[Scenario]:
                  ("--kind", "floor"), sizes.publish, fill=False),
         Scenario("publisher", "publish", "Publisher: publish_nowait x N, then await all", "bench.publish",
                  ("--kind", "publisher"), sizes.publish, baseline="publish-floor", fill=False),
+        Scenario("lean-publish-floor", "publish", "lean floor: bare SendMessageBatch(10) on the lean client, 4 loops",
+                 "bench.publish", ("--kind", "floor", "--client", "lean"), sizes.publish, baseline="publish-floor",
+                 fill=False),
+        Scenario("lean-publisher", "publish", "Publisher on the lean client", "bench.publish",
+                 ("--kind", "publisher", "--client", "lean"), sizes.publish, baseline="publish-floor", fill=False),
         Scenario("http-publish", "http", "HTTP POST /publish, 50 connections, from a second process",
                  messages=sizes.http_requests, fill=False, notes={"connections": 50, "warmup": 500}),
         Scenario("http-publish-1", "http", "HTTP POST /publish, 1 connection (a lone caller)", messages=5,

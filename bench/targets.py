@@ -12,6 +12,16 @@ RSS_MAX_MB = 120.0
 DRAIN_MARGIN_S = 1.0
 NOOP_SERVER_SCENARIOS = ("bounded-1", "bounded-10", "bounded-50", "unbounded", "partitioned-10")
 SERVER_GROUPS = ("consume", "io", "tracing")
+# The lean client's targets: (target, scenario, measured field, against scenario, limit, "max" or "min").
+LEAN_TARGETS = (
+    ("CPU/msg, lean Server vs aiobotocore floor", "lean-bounded-10", "cpu_us_per_msg", "floor", 0.5, "max"),
+    ("CPU/msg, lean Server vs lean floor", "lean-bounded-10", "cpu_us_per_msg", "lean-floor", 1.15, "max"),
+    ("CPU/msg, lean Publisher vs aiobotocore floor", "lean-publisher", "cpu_us_per_msg", "publish-floor", 0.5, "max"),
+    ("CPU/msg, lean traced vs lean untraced", "lean-bounded-10-traced", "cpu_us_per_msg", "lean-bounded-10", 1.5,
+     "max"),
+    ("throughput, lean Server vs aiobotocore Server", "lean-bounded-10", "throughput", "bounded-10", 1.5, "min"),
+    ("peak RSS, lean Server vs aiobotocore Server", "lean-bounded-10", "rss_peak_mb", "bounded-10", 1.0, "max"),
+)  # fmt: skip
 
 
 def evaluate(summary: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -19,6 +29,7 @@ def evaluate(summary: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     verdicts = [_cpu(summary, name, CPU_RATIO_MAX) for name in NOOP_SERVER_SCENARIOS if name in summary]
     if "bounded-10-traced" in summary:
         verdicts.append(_cpu(summary, "bounded-10-traced", CPU_RATIO_TRACED_MAX))
+    verdicts += [_relative(summary, target) for target in LEAN_TARGETS if target[1] in summary]
     verdicts.append(_api_calls(summary))
     verdicts += [_efficiency(summary, name, low) for name, low in IO_EFFICIENCY_MIN.items() if name in summary]
     verdicts.append(_rss(summary))
@@ -45,6 +56,19 @@ def _cpu(summary: dict[str, dict[str, Any]], name: str, limit: float) -> dict[st
         return _verdict(target, name, None, f"<= {limit}x", None, note=why)
     ratio = row["cpu_ratio"]
     return _verdict(target, name, f"{ratio:.2f}x", f"<= {limit}x", ratio <= limit, profile=[name])
+
+
+def _relative(summary: dict[str, dict[str, Any]], spec: tuple[str, str, str, str, float, str]) -> dict[str, Any]:
+    """`field` of `name` over `field` of `other`, at most (max) or at least (min) `limit`."""
+    target, name, field, other, limit, bound = spec
+    wanted = f"{'<=' if bound == 'max' else '>='} {limit}x {other}"
+    row, base = summary[name], summary.get(other)
+    why = _unmeasured(row) or _unmeasured(base)
+    if why or base is None or not row.get(field) or not base.get(field):
+        return _verdict(target, name, None, wanted, None, note=why or "not measured")
+    ratio = row[field] / base[field]
+    met = ratio <= limit if bound == "max" else ratio >= limit
+    return _verdict(target, name, f"{ratio:.2f}x", wanted, met)
 
 
 def _api_calls(summary: dict[str, dict[str, Any]]) -> dict[str, Any]:

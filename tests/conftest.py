@@ -7,12 +7,12 @@ import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import pytest
 from moto.server import ThreadedMotoServer
 
-from service.sqs.client import create_client
+from service.sqs.client import CLIENT_KINDS, ClientKind, create_client
 from tests.support.sqs import CallCounter, QueueFactory
 
 if TYPE_CHECKING:
@@ -58,15 +58,28 @@ _AWS_ENV = (
 @pytest.fixture
 async def sqs(sqs_endpoint: str) -> AsyncIterator[SQSClient]:
     """A real aiobotocore SQS client talking to the moto server over HTTP."""
-    async with create_client() as client:
+    async with create_client(kind="botocore") as client:
+        yield client
+
+
+@pytest.fixture(params=CLIENT_KINDS)
+def sqs_client_kind(request: pytest.FixtureRequest) -> ClientKind:
+    """Each kind of SQS client the service can run on: tests that take it run once per kind."""
+    return cast(ClientKind, request.param)
+
+
+@pytest.fixture
+async def pipeline_sqs(sqs_endpoint: str, sqs_client_kind: ClientKind) -> AsyncIterator[SQSClient]:
+    """An SQS client of each kind (lean, botocore) for the Server or Publisher under test."""
+    async with create_client(kind=sqs_client_kind) as client:
         yield client
 
 
 @pytest.fixture
-def calls(sqs: SQSClient) -> CallCounter:
-    """Counts the calls made through the `sqs` fixture's client."""
+def calls(pipeline_sqs: SQSClient) -> CallCounter:
+    """Counts the calls made through the `pipeline_sqs` fixture's client."""
     counter = CallCounter()
-    sqs.meta.events.register("before-call.sqs", counter.record)
+    counter.attach(pipeline_sqs)
     return counter
 
 

@@ -7,9 +7,9 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import TextIO
+from typing import TextIO, cast
 
 from service.app.config import ENV_VARIABLES, Settings, flag_for, load_handler, setting_help
 from service.app.logs import setup_logging
@@ -70,13 +70,15 @@ def main(
     try:
         settings = Settings.from_env(os.environ if environ is None else environ, overrides)
         handler = load_handler(settings.handler)
+        loop_factory = event_loop_factory(settings.event_loop)
     except ConfigError as exc:
         return _config_error(exc)
     telemetry = Telemetry.from_env(os.environ if environ is None else environ)
     setup_logging(level=settings.log_level, log_format=settings.log_format, filters=[TraceContextLogFilter()])
     telemetry.install()
     try:
-        return asyncio.run(serve(settings, handler, hooks=hooks or telemetry.hooks))
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(serve(settings, handler, hooks=hooks or telemetry.hooks))
     except ConfigError as exc:
         return _config_error(exc)
     except Exception:
@@ -84,6 +86,21 @@ def main(
         return 1
     finally:
         telemetry.shutdown()
+
+
+def event_loop_factory(
+    choice: str, *, variable: str = "MQ_EVENT_LOOP"
+) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop factory for "uvloop", and for "auto" when uvloop is installed; None (asyncio's) otherwise."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop  # noqa: PLC0415 - optional: only imported when chosen
+    except ImportError as exc:
+        if choice == "uvloop":
+            raise ConfigError(variable, choice, "auto or asyncio: uvloop is not installed") from exc
+        return None
+    return cast("Callable[[], asyncio.AbstractEventLoop]", uvloop.new_event_loop)
 
 
 def _config_error(error: ConfigError) -> int:

@@ -12,6 +12,7 @@ from service.consumer.handler import Handler, SyncHandler
 from service.consumer.processors import PROCESSOR_NAMES, ProcessorName
 from service.consumer.settings import INTEGER_RANGES, SETTING_NAMES, ServerSettings
 from service.errors import MAX_VISIBILITY_TIMEOUT, ConfigError
+from service.sqs.client import CLIENT_KINDS, ClientKind
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("auto", "json", "text")
@@ -56,6 +57,10 @@ class Settings:
     s3_delete_payloads: bool = True
     s3_legacy_attribute: bool = False
     s3_max_body_bytes: int = 32 * 1_048_576
+    # The SQS client of the Server and the Publisher: "lean" costs the least CPU per message.
+    sqs_client: ClientKind = "lean"
+    # The event loop: uvloop when installed ("auto"), or the standard asyncio loop.
+    event_loop: str = "auto"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], overrides: Mapping[str, str] | None = None) -> Settings:
@@ -278,6 +283,8 @@ _PARSERS: dict[str, Parser] = {
     "s3_delete_payloads": _boolean,
     "s3_legacy_attribute": _boolean,
     "s3_max_body_bytes": _integer(1_048_576, 2 * 1024**3),
+    "sqs_client": _choice(*CLIENT_KINDS),
+    "event_loop": _choice("auto", "asyncio", "uvloop"),
 }
 
 ENV_VARIABLES: dict[str, str] = {name: "MQ_" + name.upper() for name in _PARSERS}

@@ -109,7 +109,9 @@ class Operations:
 
     async def start(self) -> None:
         """Open the SQS client and the task group."""
-        self._client = await self._resources.enter_async_context(create_client(self.queue_url, max_pool_connections=4))
+        # Off the hot path, with calls the lean client does not speak (message move tasks): aiobotocore's client.
+        client = create_client(self.queue_url, max_pool_connections=4, kind="botocore")
+        self._client = await self._resources.enter_async_context(client)
         if self._instrument is not None:
             self._instrument(self._client)
         started = asyncio.Event()

@@ -92,6 +92,7 @@ class Runtime:
         self.publisher = Publisher(
             self.publish_queue_url,
             publish_interval_s=settings.publish_interval_s,
+            sqs_client=settings.sqs_client,
             observer=self.hooks.publish_observer,
             instrument_client=self.hooks.instrument_client,
             offload=None if payloads is None else payloads.offloader,

@@ -226,7 +226,9 @@ class Server(Runner[ShutdownSummary]):
                 client = self._client
                 if client is None:
                     pool = receive_loops(self.processor, self.settings) + 16
-                    client = await stack.enter_async_context(create_client(self.queue_url, max_pool_connections=pool))
+                    client = await stack.enter_async_context(
+                        create_client(self.queue_url, max_pool_connections=pool, kind=self.settings.sqs_client)
+                    )
                     if self._instrument_client is not None:
                         self._instrument_client(client)
                 self._pipeline = Pipeline(client, self._parts)

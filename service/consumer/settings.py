@@ -10,6 +10,7 @@ from service.aio.backoff import Backoff
 from service.checks import check_range, check_seconds
 from service.consumer.processors import PROCESSOR_NAMES, Processor, ProcessorName
 from service.errors import MAX_VISIBILITY_TIMEOUT, ConfigError
+from service.sqs.client import CLIENT_KINDS, DEFAULT_CLIENT_KIND, ClientKind
 
 DEFAULT_CONCURRENCY = 1
 DEFAULT_MAX_NUMBER_OF_MESSAGES = 10
@@ -41,7 +42,8 @@ class ServerSettings:
 
     `deletion_interval_s` None derives it from the visibility timeout (see `effective_deletion_interval_s`);
     `prefetch` None prefetches one receive's worth (`max_number_of_messages`); `max_messages_per_s` None
-    receives as fast as the handlers go.
+    receives as fast as the handlers go; `sqs_client` is the kind of client the Server creates when it is
+    given none ("lean": the least CPU per message; "botocore": aiobotocore's).
     """
 
     concurrency: int = DEFAULT_CONCURRENCY
@@ -57,25 +59,15 @@ class ServerSettings:
     prefetch: int | None = None
     max_messages_per_s: float | None = None
     receive_backoff: Backoff = DEFAULT_RECEIVE_BACKOFF
+    sqs_client: ClientKind = DEFAULT_CLIENT_KIND
 
     def __post_init__(self) -> None:
         for name, (low, high) in INTEGER_RANGES.items():
             value = getattr(self, name)
             if value is not None:
                 check_range(name, value, low, high)
-        if isinstance(self.processor, str) and self.processor not in PROCESSOR_NAMES:
-            raise ConfigError("processor", self.processor, f"one of {', '.join(PROCESSOR_NAMES)}")
-        if not isinstance(self.processor, str | Processor):
-            raise ConfigError("processor", self.processor, "a processor name or an object with capacity and run()")
-        if self.deletion_interval_s is not None:
-            check_seconds("deletion_interval_s", self.deletion_interval_s, 0, MAX_VISIBILITY_TIMEOUT, low_open=True)
-            if not self.deletion_interval_s < self.visibility_timeout:
-                raise ConfigError(
-                    "deletion_interval_s",
-                    self.deletion_interval_s,
-                    f"less than visibility_timeout ({self.visibility_timeout}), "
-                    "or handled messages reappear before they are deleted",
-                )
+        self._check_choices()
+        self._check_deletion_interval()
         if self.max_messages_per_s is not None:
             check_seconds("max_messages_per_s", self.max_messages_per_s, 0, 1_000_000, low_open=True)
         for name in ("attribute_names", "message_attribute_names"):
@@ -83,6 +75,26 @@ class ServerSettings:
             if isinstance(value, str) or not all(isinstance(item, str) and item for item in value):
                 raise ConfigError(name, value, "a sequence of attribute names")
             object.__setattr__(self, name, tuple(value))
+
+    def _check_choices(self) -> None:
+        if isinstance(self.processor, str) and self.processor not in PROCESSOR_NAMES:
+            raise ConfigError("processor", self.processor, f"one of {', '.join(PROCESSOR_NAMES)}")
+        if not isinstance(self.processor, str | Processor):
+            raise ConfigError("processor", self.processor, "a processor name or an object with capacity and run()")
+        if self.sqs_client not in CLIENT_KINDS:
+            raise ConfigError("sqs_client", self.sqs_client, f"one of {', '.join(CLIENT_KINDS)}")
+
+    def _check_deletion_interval(self) -> None:
+        if self.deletion_interval_s is None:
+            return
+        check_seconds("deletion_interval_s", self.deletion_interval_s, 0, MAX_VISIBILITY_TIMEOUT, low_open=True)
+        if not self.deletion_interval_s < self.visibility_timeout:
+            raise ConfigError(
+                "deletion_interval_s",
+                self.deletion_interval_s,
+                f"less than visibility_timeout ({self.visibility_timeout}), "
+                "or handled messages reappear before they are deleted",
+            )
 
     @property
     def effective_deletion_interval_s(self) -> float:
@@ -113,6 +125,7 @@ class ServerOptions(TypedDict, total=False):
     prefetch: int | None
     max_messages_per_s: float | None
     receive_backoff: Backoff
+    sqs_client: ClientKind
 
 
 SETTING_NAMES = tuple(field.name for field in fields(ServerSettings))

@@ -27,7 +27,7 @@ from service.publishing.entry import (
 )
 from service.publishing.observer import OutputHandler, PublishObserver
 from service.sqs.batch import DEFAULT_BATCH_ATTEMPTS, DEFAULT_BATCH_BACKOFF, BatchResult, call_batch
-from service.sqs.client import create_client
+from service.sqs.client import CLIENT_KINDS, DEFAULT_CLIENT_KIND, ClientKind, create_client
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
@@ -82,6 +82,8 @@ class Publisher(Runner[None]):
     With `offload` (large payloads in S3), a message of up to `max_message_bytes` (default: the step's
     `max_body_bytes`) is accepted and handed to that step before it is buffered; `publish_nowait` refuses
     the messages it would move, since storing a body cannot be done without waiting.
+    Without a `client` it creates its own of kind `sqs_client`: "lean" (the default, least CPU per message)
+    or "botocore" (aiobotocore's).
 
     `shutdown(timeout_s)` takes no more messages, sends what is buffered and waits for the batches in
     flight; messages still unsent at the deadline fail with PublishError code "ShutdownTimeout".
@@ -92,6 +94,7 @@ class Publisher(Runner[None]):
         queue_url: str,
         *,
         client: SQSClient | None = None,
+        sqs_client: ClientKind = DEFAULT_CLIENT_KIND,
         publish_interval_s: float = DEFAULT_PUBLISH_INTERVAL_S,
         batch_max_messages: int = DEFAULT_BATCH_MAX_MESSAGES,
         max_in_flight_batches: int | None = None,
@@ -115,8 +118,11 @@ class Publisher(Runner[None]):
         largest = MAX_MESSAGE_BYTES if offload is None else offload.max_body_bytes
         _check_settings(publish_interval_s, batch_max_messages, max_buffered, batch_attempts)
         check_range("max_message_bytes", max_message_bytes, 1024, largest)
+        if sqs_client not in CLIENT_KINDS:
+            raise ConfigError("sqs_client", sqs_client, f"one of {', '.join(CLIENT_KINDS)}")
         self.content_based_deduplication = content_based_deduplication
         self._client = client
+        self._sqs_client = sqs_client
         self._instrument_client = instrument_client
         self._max_buffered = max_buffered
         self._max_message_bytes = max_message_bytes
@@ -245,7 +251,7 @@ class Publisher(Runner[None]):
             async with AsyncExitStack() as stack:
                 client = self._client
                 if client is None:
-                    client = await stack.enter_async_context(create_client(self.queue_url))
+                    client = await stack.enter_async_context(create_client(self.queue_url, kind=self._sqs_client))
                     if self._instrument_client is not None:
                         self._instrument_client(client)
                 self._active_client = client

@@ -104,7 +104,7 @@ class LocalSQS:
                 os.environ[key] = value
 
     async def _create_queues(self) -> None:
-        async with create_client() as client:
+        async with create_client(kind="botocore") as client:  # CreateQueue: only aiobotocore's client has it
             self.dead_letter_queue_url = (await client.create_queue(QueueName=DEAD_LETTER_QUEUE_NAME))["QueueUrl"]
             attributes = await client.get_queue_attributes(
                 QueueUrl=self.dead_letter_queue_url, AttributeNames=["QueueArn"]

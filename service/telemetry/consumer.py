@@ -38,6 +38,12 @@ class ConsumerTelemetry(PipelineObserver):
         self._queue_name = queue_name
         self._links = links
         self._span_name = f"process {queue_name}"
+        # What every message span carries, built once; a span adds its message's own attributes.
+        self._static_attributes: dict[str, Any] = {
+            "messaging.system": "aws_sqs",
+            "messaging.destination.name": queue_name,
+            "messaging.operation.type": "process",
+        }
         self._spans: dict[Message, Span] = {}
 
     def middleware(self, step: Handler) -> Handler:
@@ -68,9 +74,7 @@ class ConsumerTelemetry(PipelineObserver):
     def _start_span(self, message: Message) -> Span:
         receive = self._links.pop(message.message_id)
         attributes: dict[str, Any] = {
-            "messaging.system": "aws_sqs",
-            "messaging.destination.name": self._queue_name,
-            "messaging.operation.type": "process",
+            **self._static_attributes,
             "messaging.message.id": message.message_id,
             "mq.receive_count": message.receive_count,
         }
@@ -92,14 +96,15 @@ class ConsumerTelemetry(PipelineObserver):
     # PipelineObserver hooks: metrics, and events on the span of a message being handled.
 
     def received(self, messages: Sequence[Message], duration_s: float) -> None:
-        self._metrics.receive(duration_s, len(messages))
+        sent = [int(stamp) for m in messages if (stamp := m.attributes.get("SentTimestamp")) is not None]
+        self._metrics.receive(duration_s, len(messages), min(sent) if sent else None)
 
     def receive_failed(self, error: Exception, duration_s: float) -> None:
         self._metrics.add("mq.receive.errors", 1)
 
     def handled(self, message: Message, duration_s: float, error: BaseException | None) -> None:
         outcome = "success" if error is None else "failure"
-        self._metrics.handled_message(duration_s, message.attributes.get("SentTimestamp"), outcome)
+        self._metrics.handled_message(duration_s, outcome)
         span = self._spans.get(message)
         if span is not None:
             span.set_attribute("mq.outcome", "handled" if error is None else "failed")

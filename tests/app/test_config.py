@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from handlers.example import router
+from service.app.cli import event_loop_factory
 from service.app.config import ENV_VARIABLES, Settings, flag_for, load_handler
 from service.errors import ConfigError
 
@@ -53,6 +54,8 @@ def test_every_variable_is_read() -> None:
         "MQ_S3_DELETE_PAYLOADS": "false",
         "MQ_S3_LEGACY_ATTRIBUTE": "true",
         "MQ_S3_MAX_BODY_BYTES": "2097152",
+        "MQ_SQS_CLIENT": "Botocore",
+        "MQ_EVENT_LOOP": "asyncio",
     }
     assert set(environ) == set(ENV_VARIABLES.values())
     settings = Settings.from_env(environ)
@@ -71,6 +74,7 @@ def test_every_variable_is_read() -> None:
         True,
         2097152,
     )
+    assert (settings.sqs_client, settings.event_loop) == ("botocore", "asyncio")
 
 
 @pytest.mark.parametrize(
@@ -110,6 +114,8 @@ def test_flags_win_over_variables_and_empty_means_unset() -> None:
         ("MQ_PUBLISH_QUEUE_URL", "orders", "an http(s) SQS queue URL"),
         ("MQ_HANDLER", "handlers.example.router", "an import path module:attribute"),
         ("MQ_PUBLISH_MAX_BATCH", "0", "an integer from 1 to 1000"),
+        ("MQ_SQS_CLIENT", "boto3", "one of lean, botocore"),
+        ("MQ_EVENT_LOOP", "trio", "one of auto, asyncio, uvloop"),
     ],
 )
 def test_invalid_values_name_the_variable_and_what_is_allowed(variable: str, value: str, allowed: str) -> None:
@@ -164,3 +170,16 @@ def test_an_explicit_conflicting_deletion_interval_names_both_variables() -> Non
         Settings.from_env({"MQ_VISIBILITY_TIMEOUT": "5", "MQ_DELETION_INTERVAL_S": "6"})
     assert raised.value.name == "MQ_DELETION_INTERVAL_S"
     assert "less than MQ_VISIBILITY_TIMEOUT (5)" in str(raised.value)
+
+
+def test_the_event_loop_is_uvloop_when_installed_unless_asyncio_is_chosen() -> None:
+    import uvloop  # noqa: PLC0415 - a dependency where the service runs
+
+    assert event_loop_factory("auto") is uvloop.new_event_loop
+    assert event_loop_factory("uvloop") is uvloop.new_event_loop
+    assert event_loop_factory("asyncio") is None
+
+
+def test_the_sqs_client_kind_reaches_the_consumers_settings() -> None:
+    assert Settings.from_env({}).server_settings().sqs_client == "lean"
+    assert Settings.from_env({"MQ_SQS_CLIENT": "botocore"}).server_settings().sqs_client == "botocore"

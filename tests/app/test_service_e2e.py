@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections import Counter
 from typing import TYPE_CHECKING
 
+import pytest
+from aiobotocore.client import AioBaseClient
+
 from service import Handler, Message, PipelineObserver
+from service.sqs.client import ClientKind
+from service.sqs.lean import LeanSQSClient
 from service.telemetry.hooks import Hooks
 from tests.support.runtime import BASE, publish, running
-from tests.support.sqs import QueueFactory, queue_counts, until
+from tests.support.sqs import CallCounter, QueueFactory, queue_counts, until
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
@@ -98,12 +102,12 @@ class CountingObserver(PipelineObserver):
 
 async def test_hooks_see_messages_and_every_sqs_call(make_queue: QueueFactory) -> None:
     url = await make_queue()
-    calls: Counter[str] = Counter()
+    calls = CallCounter()
     clients: list[SQSClient] = []
 
     def instrument(client: SQSClient) -> None:
         clients.append(client)
-        client.meta.events.register("before-call.sqs", lambda model, **_: calls.update([model.name]))
+        calls.attach(client)
 
     observer = CountingObserver()
     queue_urls: list[str] = []
@@ -147,3 +151,19 @@ async def test_liveness_fails_when_the_pipeline_crashes(make_queue: QueueFactory
         assert "PipelineBug" in summary["server"]["crashed"]
         assert (await service.client.get("/healthz")).status_code == 503  # a drain does not hide the crash
     assert service.exit_code == 1
+
+
+@pytest.mark.parametrize("kind", ["lean", "botocore"])
+async def test_mq_sqs_client_chooses_the_hot_paths_client(make_queue: QueueFactory, kind: ClientKind) -> None:
+    url = await make_queue()
+    clients: list[object] = []
+    hooks = Hooks(instrument_client=clients.append)
+    settings = dataclasses.replace(BASE, queue_url=url, sqs_client=kind)
+    async with running(settings, hooks=hooks) as service:
+        await publish(service.client, {"route": "hello", "body": kind})
+        await until(lambda: service.runtime.server.health.deleted == 1)
+    # The consumer's and the publisher's clients are of the kind asked for; the operator routes' (off the hot
+    # path) is always aiobotocore's.
+    lean = sum(isinstance(client, LeanSQSClient) for client in clients)
+    botocore = sum(isinstance(client, AioBaseClient) for client in clients)
+    assert (lean, botocore) == ((2, 1) if kind == "lean" else (0, 3))

@@ -49,7 +49,7 @@ class Recorder(PipelineObserver):
 
 
 async def test_a_full_queue_costs_a_tenth_of_receives_and_deletes(
-    sqs: SQSClient, make_queue: QueueFactory, calls: CallCounter
+    pipeline_sqs: SQSClient, sqs: SQSClient, make_queue: QueueFactory, calls: CallCounter
 ) -> None:
     url = await make_queue()
     await send_messages(sqs, url, [f"m{i}" for i in range(50)])
@@ -60,7 +60,7 @@ async def test_a_full_queue_costs_a_tenth_of_receives_and_deletes(
 
     batches = BatchSizes()
     server = Server(
-        url, handler, client=sqs, concurrency=10, deletion_interval_s=5, wait_time_seconds=0, observer=batches
+        url, handler, client=pipeline_sqs, concurrency=10, deletion_interval_s=5, wait_time_seconds=0, observer=batches
     )
     calls.clear()
     async with server:
@@ -88,7 +88,7 @@ class BatchSizes(PipelineObserver):
 
 
 async def test_no_receive_while_the_processors_are_saturated(
-    sqs: SQSClient, make_queue: QueueFactory, calls: CallCounter
+    pipeline_sqs: SQSClient, sqs: SQSClient, make_queue: QueueFactory, calls: CallCounter
 ) -> None:
     url = await make_queue()
     await send_messages(sqs, url, [f"m{i}" for i in range(20)])
@@ -99,7 +99,7 @@ async def test_no_receive_while_the_processors_are_saturated(
         started.append(message.body)
         await release.wait()
 
-    server = Server(url, handler, client=sqs, concurrency=3, prefetch=2, wait_time_seconds=0)
+    server = Server(url, handler, client=pipeline_sqs, concurrency=3, prefetch=2, wait_time_seconds=0)
     await server.start()
     await until(lambda: len(started) == 3)
     receives = calls["ReceiveMessage"]
@@ -114,7 +114,9 @@ async def test_no_receive_while_the_processors_are_saturated(
     assert await queue_counts(sqs, url) == (0, 0)
 
 
-async def test_a_failed_message_is_never_deleted(sqs: SQSClient, make_queue: QueueFactory) -> None:
+async def test_a_failed_message_is_never_deleted(
+    pipeline_sqs: SQSClient, sqs: SQSClient, make_queue: QueueFactory
+) -> None:
     url = await make_queue()
     await send_messages(sqs, url, ["bad"])
 
@@ -122,7 +124,9 @@ async def test_a_failed_message_is_never_deleted(sqs: SQSClient, make_queue: Que
         raise RuntimeError("boom")
 
     errors: list[Exception] = []
-    server = Server(url, handler, client=sqs, retry_policy=None, error_handler=errors.append, wait_time_seconds=0)
+    server = Server(
+        url, handler, client=pipeline_sqs, retry_policy=None, error_handler=errors.append, wait_time_seconds=0
+    )
     async with server:
         await until(lambda: server.health.failed == 1)
     assert server.health.deleted == 0
@@ -130,7 +134,9 @@ async def test_a_failed_message_is_never_deleted(sqs: SQSClient, make_queue: Que
     assert await queue_counts(sqs, url) == (0, 1)  # still there, invisible until its timeout
 
 
-async def test_retry_delays_grow_with_the_receive_count(sqs: SQSClient, make_queue: QueueFactory) -> None:
+async def test_retry_delays_grow_with_the_receive_count(
+    pipeline_sqs: SQSClient, sqs: SQSClient, make_queue: QueueFactory
+) -> None:
     url = await make_queue()
     await send_messages(sqs, url, ["again"])
     received_at: list[float] = []
@@ -141,7 +147,9 @@ async def test_retry_delays_grow_with_the_receive_count(sqs: SQSClient, make_que
 
     recorder = Recorder()
     policy = ExponentialRetryPolicy(base_s=0.5)  # 1 s, 2 s, 4 s...
-    server = Server(url, handler, client=sqs, retry_policy=policy, observer=recorder, error_handler=lambda e: None)
+    server = Server(
+        url, handler, client=pipeline_sqs, retry_policy=policy, observer=recorder, error_handler=lambda e: None
+    )
     async with server:
         await until(lambda: len(received_at) == 3)
     assert [(count, delay) for _, count, delay in recorder.retries[:3]] == [(1, 1), (2, 2), (3, 4)]
@@ -151,7 +159,9 @@ async def test_retry_delays_grow_with_the_receive_count(sqs: SQSClient, make_que
     assert second_gap > first_gap
 
 
-async def test_a_handler_chooses_its_delay_with_retry(sqs: SQSClient, make_queue: QueueFactory) -> None:
+async def test_a_handler_chooses_its_delay_with_retry(
+    pipeline_sqs: SQSClient, sqs: SQSClient, make_queue: QueueFactory
+) -> None:
     url = await make_queue()
     await send_messages(sqs, url, ["later"])
     recorder = Recorder()
@@ -159,13 +169,15 @@ async def test_a_handler_chooses_its_delay_with_retry(sqs: SQSClient, make_queue
     async def handler(message: Message) -> None:
         raise Retry(120)
 
-    async with Server(url, handler, client=sqs, observer=recorder, error_handler=lambda e: None):
+    async with Server(url, handler, client=pipeline_sqs, observer=recorder, error_handler=lambda e: None):
         await until(lambda: bool(recorder.retries))
     assert recorder.retries[0][2] == 120
     assert await drain_queue(sqs, url) == []  # invisible for two minutes
 
 
-async def test_a_failing_message_reaches_its_dead_letter_queue(sqs: SQSClient, make_queue: QueueFactory) -> None:
+async def test_a_failing_message_reaches_its_dead_letter_queue(
+    pipeline_sqs: SQSClient, sqs: SQSClient, make_queue: QueueFactory
+) -> None:
     url = await make_queue(max_receive_count=2)
     await send_messages(sqs, url, ["poison"])
     attempts: list[int] = []
@@ -174,7 +186,7 @@ async def test_a_failing_message_reaches_its_dead_letter_queue(sqs: SQSClient, m
         attempts.append(message.receive_count)
         raise Retry(0)
 
-    server = Server(url, handler, client=sqs, error_handler=lambda e: None, wait_time_seconds=1)
+    server = Server(url, handler, client=pipeline_sqs, error_handler=lambda e: None, wait_time_seconds=1)
     dlq = await dead_letter_queue_of(sqs, url)
     moved: list[dict[str, object]] = []
     async with server:
@@ -187,7 +199,9 @@ async def test_a_failing_message_reaches_its_dead_letter_queue(sqs: SQSClient, m
     assert server.health.deleted == 0
 
 
-async def test_the_heartbeat_keeps_a_long_handler_invisible(sqs: SQSClient, make_queue: QueueFactory) -> None:
+async def test_the_heartbeat_keeps_a_long_handler_invisible(
+    pipeline_sqs: SQSClient, sqs: SQSClient, make_queue: QueueFactory
+) -> None:
     url = await make_queue()
     await send_messages(sqs, url, ["long"])
     running, finish = asyncio.Event(), asyncio.Event()
@@ -197,7 +211,7 @@ async def test_the_heartbeat_keeps_a_long_handler_invisible(sqs: SQSClient, make
         running.set()
         await finish.wait()
 
-    server = Server(url, handler, client=sqs, visibility_timeout=2, deletion_interval_s=0.5, observer=recorder)
+    server = Server(url, handler, client=pipeline_sqs, visibility_timeout=2, deletion_interval_s=0.5, observer=recorder)
     async with server:
         await running.wait()
         # Another consumer polls for 5 s: more than twice the visibility timeout.
@@ -211,7 +225,9 @@ async def test_the_heartbeat_keeps_a_long_handler_invisible(sqs: SQSClient, make
     assert len(recorder.extended) >= 2
 
 
-async def test_without_heartbeat_a_long_handler_is_redelivered(sqs: SQSClient, make_queue: QueueFactory) -> None:
+async def test_without_heartbeat_a_long_handler_is_redelivered(
+    pipeline_sqs: SQSClient, sqs: SQSClient, make_queue: QueueFactory
+) -> None:
     """The control for the heartbeat test: the same timing without it lets another consumer in."""
     url = await make_queue()
     await send_messages(sqs, url, ["long"])
@@ -221,7 +237,9 @@ async def test_without_heartbeat_a_long_handler_is_redelivered(sqs: SQSClient, m
         running.set()
         await finish.wait()
 
-    server = Server(url, handler, client=sqs, visibility_timeout=2, deletion_interval_s=0.5, visibility_heartbeat=False)
+    server = Server(
+        url, handler, client=pipeline_sqs, visibility_timeout=2, deletion_interval_s=0.5, visibility_heartbeat=False
+    )
     async with server:
         await running.wait()
         stolen = await drain_queue(sqs, url, wait_s=4)
@@ -229,7 +247,9 @@ async def test_without_heartbeat_a_long_handler_is_redelivered(sqs: SQSClient, m
     assert [m["Body"] for m in stolen] == ["long"]
 
 
-async def test_shutdown_hands_back_what_was_not_handled(sqs: SQSClient, make_queue: QueueFactory) -> None:
+async def test_shutdown_hands_back_what_was_not_handled(
+    pipeline_sqs: SQSClient, sqs: SQSClient, make_queue: QueueFactory
+) -> None:
     url = await make_queue()
     await send_messages(sqs, url, [f"m{i}" for i in range(6)])
     running = asyncio.Event()
@@ -243,7 +263,7 @@ async def test_shutdown_hands_back_what_was_not_handled(sqs: SQSClient, make_que
             cancelled.append(message.body)
             raise
 
-    server = Server(url, handler, client=sqs, concurrency=1, prefetch=5, wait_time_seconds=0)
+    server = Server(url, handler, client=pipeline_sqs, concurrency=1, prefetch=5, wait_time_seconds=0)
     await server.start()
     await running.wait()
     await until(lambda: server.in_flight == 6)
@@ -258,7 +278,9 @@ async def test_shutdown_hands_back_what_was_not_handled(sqs: SQSClient, make_que
     assert sorted(m["Body"] for m in await drain_queue(sqs, url)) == [f"m{i}" for i in range(6)]
 
 
-async def test_shutdown_lets_running_handlers_finish(sqs: SQSClient, make_queue: QueueFactory) -> None:
+async def test_shutdown_lets_running_handlers_finish(
+    pipeline_sqs: SQSClient, sqs: SQSClient, make_queue: QueueFactory
+) -> None:
     url = await make_queue()
     await send_messages(sqs, url, ["a", "b"])
     running, finish = asyncio.Event(), asyncio.Event()
@@ -267,7 +289,7 @@ async def test_shutdown_lets_running_handlers_finish(sqs: SQSClient, make_queue:
         running.set()
         await finish.wait()
 
-    server = Server(url, handler, client=sqs, concurrency=2, wait_time_seconds=0)
+    server = Server(url, handler, client=pipeline_sqs, concurrency=2, wait_time_seconds=0)
     await server.start()
     await until(lambda: server.health.received == 2)
     await running.wait()
@@ -279,13 +301,15 @@ async def test_shutdown_lets_running_handlers_finish(sqs: SQSClient, make_queue:
     assert await queue_counts(sqs, url) == (0, 0)
 
 
-async def test_shutdown_is_idempotent_and_concurrent_calls_share_it(sqs: SQSClient, make_queue: QueueFactory) -> None:
+async def test_shutdown_is_idempotent_and_concurrent_calls_share_it(
+    pipeline_sqs: SQSClient, sqs: SQSClient, make_queue: QueueFactory
+) -> None:
     url = await make_queue()
 
     async def handler(message: Message) -> None:
         return None
 
-    server = Server(url, handler, client=sqs, wait_time_seconds=20)
+    server = Server(url, handler, client=pipeline_sqs, wait_time_seconds=20)
     await server.start()
     await until(lambda: server.health.last_receive_attempt_at is not None or server.health.receiving)
     began = time.monotonic()
@@ -298,7 +322,9 @@ async def test_shutdown_is_idempotent_and_concurrent_calls_share_it(sqs: SQSClie
         await server.start()
 
 
-async def test_a_sync_handler_runs_in_a_worker_thread(sqs: SQSClient, make_queue: QueueFactory) -> None:
+async def test_a_sync_handler_runs_in_a_worker_thread(
+    pipeline_sqs: SQSClient, sqs: SQSClient, make_queue: QueueFactory
+) -> None:
     url = await make_queue()
     await send_messages(sqs, url, ["sync"])
     threads: list[int] = []
@@ -306,14 +332,14 @@ async def test_a_sync_handler_runs_in_a_worker_thread(sqs: SQSClient, make_queue
     def handler(message: Message) -> None:
         threads.append(threading.get_ident())
 
-    server = Server(url, handler, client=sqs, deletion_interval_s=0.2, wait_time_seconds=0)
+    server = Server(url, handler, client=pipeline_sqs, deletion_interval_s=0.2, wait_time_seconds=0)
     async with server:
         await until(lambda: server.health.deleted == 1)
     assert threads
     assert threads[0] != threading.get_ident()
 
 
-async def test_message_fields_come_from_sqs(sqs: SQSClient, make_queue: QueueFactory) -> None:
+async def test_message_fields_come_from_sqs(pipeline_sqs: SQSClient, sqs: SQSClient, make_queue: QueueFactory) -> None:
     url = await make_queue()
     attributes = {
         "route": {"DataType": "String", "StringValue": "jobs"},
@@ -325,7 +351,7 @@ async def test_message_fields_come_from_sqs(sqs: SQSClient, make_queue: QueueFac
     async def handler(message: Message) -> None:
         got.append(message)
 
-    server = Server(url, handler, client=sqs, deletion_interval_s=0.2, wait_time_seconds=0)
+    server = Server(url, handler, client=pipeline_sqs, deletion_interval_s=0.2, wait_time_seconds=0)
     async with server:
         await until(lambda: server.health.deleted == 1)
     message = got[0]
@@ -341,7 +367,9 @@ async def test_message_fields_come_from_sqs(sqs: SQSClient, make_queue: QueueFac
     assert message.raw["MessageId"] == message.message_id
 
 
-async def test_change_visibility_from_a_handler(sqs: SQSClient, make_queue: QueueFactory) -> None:
+async def test_change_visibility_from_a_handler(
+    pipeline_sqs: SQSClient, sqs: SQSClient, make_queue: QueueFactory
+) -> None:
     url = await make_queue()
     await send_messages(sqs, url, ["visible-again"])
     changed, finish = asyncio.Event(), asyncio.Event()
@@ -352,7 +380,7 @@ async def test_change_visibility_from_a_handler(sqs: SQSClient, make_queue: Queu
         await finish.wait()
 
     # prefetch 0: while the handler runs, the Server itself fetches nothing, so the test's consumer can.
-    server = Server(url, handler, client=sqs, visibility_heartbeat=False, prefetch=0, wait_time_seconds=0)
+    server = Server(url, handler, client=pipeline_sqs, visibility_heartbeat=False, prefetch=0, wait_time_seconds=0)
     await server.start()
     await changed.wait()
     stolen = await drain_queue(sqs, url)
@@ -403,7 +431,7 @@ def test_bad_configuration_is_refused(option: str, value: object, message: str) 
 
 
 async def test_a_second_shutdown_with_a_shorter_timeout_hurries_the_first(
-    sqs: SQSClient, make_queue: QueueFactory
+    pipeline_sqs: SQSClient, sqs: SQSClient, make_queue: QueueFactory
 ) -> None:
     url = await make_queue()
     await send_messages(sqs, url, ["stuck"])
@@ -413,7 +441,7 @@ async def test_a_second_shutdown_with_a_shorter_timeout_hurries_the_first(
         running.set()
         await asyncio.Event().wait()
 
-    server = Server(url, handler, client=sqs, wait_time_seconds=0)
+    server = Server(url, handler, client=pipeline_sqs, wait_time_seconds=0)
     await server.start()
     await running.wait()
     patient = asyncio.create_task(server.shutdown(timeout_s=60))

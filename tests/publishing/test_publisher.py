@@ -101,10 +101,10 @@ async def bodies_by_id(sqs: SQSClient, url: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("count", [1, 10, 25])
 async def test_small_messages_cost_one_call_per_ten(
-    sqs: SQSClient, calls: CallCounter, make_queue: QueueFactory, count: int
+    pipeline_sqs: SQSClient, sqs: SQSClient, calls: CallCounter, make_queue: QueueFactory, count: int
 ) -> None:
     url = await make_queue()
-    async with Publisher(url, client=sqs, publish_interval_s=0.05) as publisher:
+    async with Publisher(url, client=pipeline_sqs, publish_interval_s=0.05) as publisher:
         ids = await asyncio.gather(*[publisher.publish_nowait(f"m{i}") for i in range(count)])
     assert calls["SendMessageBatch"] == math.ceil(count / 10)
     assert len(set(ids)) == count
@@ -143,11 +143,13 @@ async def test_each_caller_gets_the_id_of_its_own_message(sqs: SQSClient, make_q
         assert message["MessageAttributes"]["partition_key"]["StringValue"] == f"k{i % 3}"
 
 
-async def test_fifo_keeps_order_within_a_group(sqs: SQSClient, calls: CallCounter, make_queue: QueueFactory) -> None:
+async def test_fifo_keeps_order_within_a_group(
+    pipeline_sqs: SQSClient, sqs: SQSClient, calls: CallCounter, make_queue: QueueFactory
+) -> None:
     """Were two batches in flight at once, the held first one would reach SQS after the second."""
     url = await make_queue(fifo=True, ContentBasedDeduplication="true")
     published: dict[str, list[str]] = {"a": [], "b": []}
-    wrapper = InterceptedClient(sqs, HoldFirst())
+    wrapper = InterceptedClient(pipeline_sqs, HoldFirst())
     async with Publisher(url, client=wrapper.as_client(), publish_interval_s=0.05) as publisher:
         futures = []
         for i in range(8):
@@ -214,12 +216,16 @@ INVALID_ENTRIES: list[tuple[bool, dict[str, Any], str]] = [
 
 @pytest.mark.parametrize("case", INVALID_ENTRIES)
 async def test_invalid_message_is_refused_before_sending(
-    sqs: SQSClient, calls: CallCounter, make_queue: QueueFactory, case: tuple[bool, dict[str, Any], str]
+    pipeline_sqs: SQSClient,
+    sqs: SQSClient,
+    calls: CallCounter,
+    make_queue: QueueFactory,
+    case: tuple[bool, dict[str, Any], str],
 ) -> None:
     fifo, entry, code = case
     url = await make_queue(fifo=fifo)
     valid: PublishOptions = {"group_id": "g", "deduplication_id": "ok"} if fifo else {}
-    async with Publisher(url, client=sqs, publish_interval_s=0.05, max_message_bytes=1024) as publisher:
+    async with Publisher(url, client=pipeline_sqs, publish_interval_s=0.05, max_message_bytes=1024) as publisher:
         other = publisher.publish_nowait("ok", **valid)  # the same batch: unaffected
         with pytest.raises(PublishError) as refused:
             await publisher.publish_entry(entry)
@@ -325,9 +331,11 @@ async def test_publish_waits_for_room_when_the_buffer_is_full(sqs: SQSClient, ma
     assert await bodies_by_id(sqs, url) == dict(zip(ids, "abcde", strict=True))
 
 
-async def test_shutdown_sends_everything_buffered(sqs: SQSClient, calls: CallCounter, make_queue: QueueFactory) -> None:
+async def test_shutdown_sends_everything_buffered(
+    pipeline_sqs: SQSClient, sqs: SQSClient, calls: CallCounter, make_queue: QueueFactory
+) -> None:
     url = await make_queue()
-    publisher = Publisher(url, client=sqs, publish_interval_s=60)  # only full batches go out by themselves
+    publisher = Publisher(url, client=pipeline_sqs, publish_interval_s=60)  # only full batches go out by themselves
     await publisher.start()
     futures = [publisher.publish_nowait(f"m{i}") for i in range(25)]
     await publisher.shutdown(10)

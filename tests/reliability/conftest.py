@@ -32,8 +32,8 @@ def through_proxy(sqs: SQSClient, proxy: FaultProxy, monkeypatch: pytest.MonkeyP
 
 @pytest.fixture
 async def proxied_sqs(through_proxy: FaultProxy) -> AsyncIterator[SQSClient]:
-    """An SQS client configured as the service's (no botocore retries) whose calls go through the proxy."""
-    async with create_client() as client:
+    """An aiobotocore SQS client (no botocore retries; SendMessage included) whose calls go through the proxy."""
+    async with create_client(kind="botocore") as client:
         yield client
 
 

@@ -4,8 +4,10 @@ The client's endpoint (`AWS_ENDPOINT_URL_SQS`) is the proxy's `url`. Every reque
 SQS operation (the `X-Amz-Target` header of the JSON protocol: `AmazonSQS.ReceiveMessage` ->
 `ReceiveMessage`) and counted; rules set at runtime decide, per operation and for a number of calls or a
 time window, whether a call is delayed, dropped, reset, answered with a 5xx or throttled, or forwarded
-and then has its answer lost (the call took effect, the client never learns it) or held back for
-`latency_s` (the call took effect, the client learns it late).
+and then has its answer lost (the call took effect, the client never learns it), held back for
+`latency_s` (the call took effect, the client learns it late) or corrupted (`corrupt_body`: every message
+body in the answer loses its last character, so its MD5 digest no longer matches). Each call's log entry
+also keeps the access key id it was signed with.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import re
 import socket
 import struct
 import time
@@ -25,7 +28,18 @@ from typing import Literal, Self
 
 import aiohttp
 
-Fault = Literal["latency", "drop", "reset", "error500", "error503", "throttle", "lose_response", "slow_response"]
+Fault = Literal[
+    "latency",
+    "drop",
+    "reset",
+    "error500",
+    "error503",
+    "throttle",
+    "refuse_credentials",
+    "lose_response",
+    "slow_response",
+    "corrupt_body",
+]
 
 _TARGET_PREFIX = "AmazonSQS."
 _MAX_HEAD_BYTES = 64 * 1024
@@ -38,7 +52,9 @@ _ERRORS: dict[str, tuple[int, str, str, str]] = {
     "error500": (500, "Internal Server Error", "InternalError", "Receiver"),
     "error503": (503, "Service Unavailable", "ServiceUnavailable", "Receiver"),
     "throttle": (400, "Bad Request", "ThrottlingException", "Sender"),
+    "refuse_credentials": (403, "Forbidden", "InvalidClientTokenId", "Sender"),
 }
+_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
 
 
 @dataclass
@@ -79,6 +95,7 @@ class Call:
     operation: str
     outcome: str
     digest: str
+    access_key: str = ""
 
 
 @dataclass
@@ -88,6 +105,14 @@ class _Request:
     headers: list[tuple[str, str]]
     body: bytes
     keep_alive: bool
+
+    @property
+    def access_key(self) -> str:
+        for name, value in self.headers:
+            if name.lower() == "authorization":
+                found = _CREDENTIAL.search(value)
+                return found.group(1) if found else ""
+        return ""
 
     @property
     def operation(self) -> str:
@@ -235,7 +260,7 @@ class FaultProxy:
             await asyncio.sleep(delay_s)
         outcome = ("latency+" if delay_s else "") + ("forwarded" if rule is None else rule.fault)
         digest = hashlib.sha256(request.body).hexdigest()[:16]
-        self.log.append(Call(time.monotonic(), operation, outcome, digest))
+        self.log.append(Call(time.monotonic(), operation, outcome, digest, request.access_key))
         if rule is not None or delay_s:
             self.faults[operation] += 1
         if rule is not None and rule.fault in ("drop", "reset"):
@@ -251,6 +276,8 @@ class FaultProxy:
                 return False
             if rule is not None and rule.fault == "slow_response":
                 await asyncio.sleep(rule.latency_s)
+            if rule is not None and rule.fault == "corrupt_body":
+                response = _corrupt(response)
             writer.write(response)
         await writer.drain()
         return request.keep_alive
@@ -306,6 +333,18 @@ def _error_response(fault: str) -> bytes:
         ("x-amzn-query-error", f"{code};{kind}"),
     ]
     return _response(status, reason, headers, body.encode())
+
+
+def _corrupt(response: bytes) -> bytes:
+    """The same answer with every message body one character shorter (and Content-Length to match)."""
+    head, _, body = response.partition(b"\r\n\r\n")
+    parsed = json.loads(body)
+    for message in parsed.get("Messages", []):
+        message["Body"] = message["Body"][:-1]
+    corrupted = json.dumps(parsed).encode()
+    lines = [line for line in head.split(b"\r\n") if not line.lower().startswith(b"content-length:")]
+    lines.append(b"Content-Length: %d" % len(corrupted))
+    return b"\r\n".join(lines) + b"\r\n\r\n" + corrupted
 
 
 def _close(writer: asyncio.StreamWriter, *, reset: bool) -> None:

@@ -132,7 +132,7 @@ async def fauxqs() -> AsyncIterator[str]:
 
 async def create_queues() -> tuple[str, str]:
     """A queue and its dead-letter queue (after 5 receives)."""
-    async with create_client() as client:
+    async with create_client(kind="botocore") as client:
         dlq = (await client.create_queue(QueueName="soak-dlq"))["QueueUrl"]
         arn = (await client.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"]))["Attributes"]["QueueArn"]
         redrive = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": 5})
@@ -219,7 +219,7 @@ class Soak:
         runtime.stop()
         await asyncio.wait_for(service, 60)
         successes, deletions = self.ledger.as_counters(ids)
-        async with create_client() as client:
+        async with create_client(kind="botocore") as client:
             report = check(ids, successes, await collect_state(client, url, dlq), deleted=deletions)
         return report, duration_s, summary
 

@@ -9,6 +9,8 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from service.sqs.lean import LeanSQSClient
+
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
 
@@ -19,9 +21,20 @@ QueueFactory = Callable[..., Awaitable[str]]
 class CallCounter(Counter[str]):
     """Counts the SQS API calls a client makes, by operation name."""
 
+    def attach(self, client: SQSClient | LeanSQSClient) -> None:
+        """Count `client`'s calls: through the lean client's `on_call`, or botocore's `before-call` event."""
+        if isinstance(client, LeanSQSClient):
+            client.on_call(self.lean_call)
+        else:
+            client.meta.events.register("before-call.sqs", self.record)
+
     def record(self, model: Any, **_: Any) -> None:
         """A botocore `before-call` hook."""
         self[model.name] += 1
+
+    def lean_call(self, operation: str, params: Any) -> None:
+        """A lean client `on_call` hook."""
+        self[operation] += 1
 
 
 async def send_messages(sqs: SQSClient, queue_url: str, bodies: list[str], **entry: Any) -> None:

@@ -50,18 +50,20 @@ def named(spans: InMemorySpanExporter, prefix: str) -> list[ReadableSpan]:
 
 
 async def test_the_consumer_span_continues_the_publishers_trace(
-    sqs: SQSClient, make_queue: QueueFactory, telemetry: Telemetry, spans: InMemorySpanExporter
+    pipeline_sqs: SQSClient, sqs: SQSClient, make_queue: QueueFactory, telemetry: Telemetry, spans: InMemorySpanExporter
 ) -> None:
     url = await make_queue()
-    telemetry.instrument_client(sqs)
+    telemetry.instrument_client(pipeline_sqs)
     queue = url.rsplit("/", 1)[1]
-    async with Publisher(url, client=sqs, publish_interval_s=0.05, observer=telemetry.publisher(url)) as publisher:
+    async with Publisher(
+        url, client=pipeline_sqs, publish_interval_s=0.05, observer=telemetry.publisher(url)
+    ) as publisher:
         message_id = await publisher.publish("hello", route="greet", partition_key="k1")
 
     async def handler(message: Message) -> None:
         return None
 
-    server = traced_server(telemetry, url, handler, sqs)
+    server = traced_server(telemetry, url, handler, pipeline_sqs)
     async with server:
         await until(lambda: server.health.deleted == 1)
 
@@ -140,11 +142,13 @@ async def test_an_aws_trace_header_joins_the_xray_trace(
 
 
 async def test_a_message_with_ten_attributes_is_sent_without_context(
-    sqs: SQSClient, make_queue: QueueFactory, telemetry: Telemetry, spans: InMemorySpanExporter
+    pipeline_sqs: SQSClient, sqs: SQSClient, make_queue: QueueFactory, telemetry: Telemetry, spans: InMemorySpanExporter
 ) -> None:
     url = await make_queue()
     attributes = {f"a{i}": {"DataType": "String", "StringValue": str(i)} for i in range(10)}
-    async with Publisher(url, client=sqs, publish_interval_s=0.05, observer=telemetry.publisher(url)) as publisher:
+    async with Publisher(
+        url, client=pipeline_sqs, publish_interval_s=0.05, observer=telemetry.publisher(url)
+    ) as publisher:
         await publisher.publish("full", message_attributes=attributes)
     received = (await sqs.receive_message(QueueUrl=url, MessageAttributeNames=["All"]))["Messages"][0]
     assert set(received.get("MessageAttributes", {})) == set(attributes)
