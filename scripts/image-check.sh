@@ -67,7 +67,7 @@ ensure_tools() {
     fi
     [[ -x "$PY" ]] || die "$PY not found: create the venv and pip install -e '.[dev]'"
     "$PY" -c 'import boto3, moto' 2>/dev/null || die "boto3 and moto missing from $VENV: pip install -e '.[dev]'"
-    [[ -f "$ROOT/service/cli.py" ]] || die "service/cli.py does not exist yet: nothing to build"
+    [[ -f "$ROOT/service/app/cli.py" ]] || die "service/app/cli.py not found: nothing to build"
 }
 
 # Prints the base image to build on: BASE_IMAGE if local storage has it, else the Debian-built base.
