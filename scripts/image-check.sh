@@ -77,11 +77,13 @@ choose_base_image() {
         return
     fi
     if ! podman image exists "$DEBIAN_BASE"; then
+        local started=$SECONDS
         log "$BASE_IMAGE is not available locally; building $DEBIAN_BASE from Debian packages (about 2 minutes)"
         mmdebstrap --quiet --variant=minbase --include=python3,python3-venv,ca-certificates \
             bookworm "$WORK/rootfs.tar" - < /etc/apt/sources.list.d/debian.sources
         podman import --quiet "$WORK/rootfs.tar" "$DEBIAN_BASE" >/dev/null
         rm -f "$WORK/rootfs.tar"
+        log "built $DEBIAN_BASE in $((SECONDS - started)) s"
     fi
     echo "$DEBIAN_BASE"
 }
@@ -91,8 +93,10 @@ build_image() {
     log "building $IMAGE on $base"
     local mounts=(--volume "$CA_BUNDLE:/etc/ssl/certs/ca-certificates.crt:ro")
     [[ -f /etc/pip.conf ]] && mounts+=(--volume /etc/pip.conf:/etc/pip.conf:ro)
+    local started=$SECONDS
     podman build --quiet --network host "${mounts[@]}" \
         --build-arg "BASE_IMAGE=$base" --tag "$IMAGE" "$ROOT" >/dev/null
+    log "built $IMAGE in $((SECONDS - started)) s"
 }
 
 free_port() {
@@ -290,4 +294,4 @@ round_trip "$admin_port" "$endpoint" "$queue_url"
 chart_prestop_hook
 drain_summary "$admin_port"
 stop_container
-log "passed"
+log "passed in $SECONDS s"
