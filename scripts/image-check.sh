@@ -93,10 +93,16 @@ build_image() {
     log "building $IMAGE on $base"
     local mounts=(--volume "$CA_BUNDLE:/etc/ssl/certs/ca-certificates.crt:ro")
     [[ -f /etc/pip.conf ]] && mounts+=(--volume /etc/pip.conf:/etc/pip.conf:ro)
-    local started=$SECONDS
-    podman build --quiet --network host "${mounts[@]}" \
+    local started=$SECONDS previous
+    previous="$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
+    # --layers=false: no intermediate image of the build stage is left behind on every run.
+    podman build --quiet --layers=false --network host "${mounts[@]}" \
         --build-arg "BASE_IMAGE=$base" --tag "$IMAGE" "$ROOT" >/dev/null
     log "built $IMAGE in $((SECONDS - started)) s"
+    # The image this check built last time lost its tag to the new one: remove it (by id) unless still in use.
+    if [[ -n "$previous" && "$previous" != "$(podman image inspect --format '{{.Id}}' "$IMAGE")" ]]; then
+        podman image rm "$previous" >/dev/null 2>&1 || true
+    fi
 }
 
 free_port() {
