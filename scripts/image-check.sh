@@ -67,7 +67,7 @@ ensure_tools() {
     fi
     [[ -x "$PY" ]] || die "$PY not found: create the venv and pip install -e '.[dev]'"
     "$PY" -c 'import boto3, moto' 2>/dev/null || die "boto3 and moto missing from $VENV: pip install -e '.[dev]'"
-    [[ -f "$ROOT/service/cli.py" ]] || die "service/cli.py does not exist yet: nothing to build"
+    [[ -f "$ROOT/service/app/cli.py" ]] || die "service/app/cli.py not found: nothing to build"
 }
 
 # Prints the base image to build on: BASE_IMAGE if local storage has it, else the Debian-built base.
@@ -77,11 +77,13 @@ choose_base_image() {
         return
     fi
     if ! podman image exists "$DEBIAN_BASE"; then
+        local started=$SECONDS
         log "$BASE_IMAGE is not available locally; building $DEBIAN_BASE from Debian packages (about 2 minutes)"
         mmdebstrap --quiet --variant=minbase --include=python3,python3-venv,ca-certificates \
             bookworm "$WORK/rootfs.tar" - < /etc/apt/sources.list.d/debian.sources
         podman import --quiet "$WORK/rootfs.tar" "$DEBIAN_BASE" >/dev/null
         rm -f "$WORK/rootfs.tar"
+        log "built $DEBIAN_BASE in $((SECONDS - started)) s"
     fi
     echo "$DEBIAN_BASE"
 }
@@ -91,8 +93,16 @@ build_image() {
     log "building $IMAGE on $base"
     local mounts=(--volume "$CA_BUNDLE:/etc/ssl/certs/ca-certificates.crt:ro")
     [[ -f /etc/pip.conf ]] && mounts+=(--volume /etc/pip.conf:/etc/pip.conf:ro)
-    podman build --quiet --network host "${mounts[@]}" \
+    local started=$SECONDS previous
+    previous="$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
+    # --layers=false: no intermediate image of the build stage is left behind on every run.
+    podman build --quiet --layers=false --network host "${mounts[@]}" \
         --build-arg "BASE_IMAGE=$base" --tag "$IMAGE" "$ROOT" >/dev/null
+    log "built $IMAGE in $((SECONDS - started)) s"
+    # The image this check built last time lost its tag to the new one: remove it (by id) unless still in use.
+    if [[ -n "$previous" && "$previous" != "$(podman image inspect --format '{{.Id}}' "$IMAGE")" ]]; then
+        podman image rm "$previous" >/dev/null 2>&1 || true
+    fi
 }
 
 free_port() {
@@ -290,4 +300,4 @@ round_trip "$admin_port" "$endpoint" "$queue_url"
 chart_prestop_hook
 drain_summary "$admin_port"
 stop_container
-log "passed"
+log "passed in $SECONDS s"

@@ -157,7 +157,7 @@ async def test_a_bad_configuration_stops_start_up(args: list[str], env: dict[str
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "service", "run", *args, cwd=ROOT, env=full_env, stderr=asyncio.subprocess.PIPE
     )
-    _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 2
     assert stderr.decode().startswith("mq-service: configuration error: ")
     assert expected in stderr.decode()
@@ -186,7 +186,7 @@ async def test_a_taken_admin_port_is_a_configuration_error(make_queue: QueueFact
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "service", "run", cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE
         )
-        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+        _, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 2
     assert "MQ_ADMIN_HOST/MQ_ADMIN_PORT" in stderr.decode()
 

@@ -30,9 +30,10 @@ async def test_a_group_consumes_every_queue_and_shuts_down_concurrently(
     await group.start()
     await until(lambda: len(handled) == 3 and all(s.in_flight == 1 for s in group.servers))
     began = time.monotonic()
-    summaries = await group.shutdown(timeout_s=1.0)
-    # One deadline for all three: concurrent, not one after another (which would take 3 s or more).
-    assert time.monotonic() - began < 2.5
+    summaries = await group.shutdown(timeout_s=2.0)
+    # One deadline for all three: concurrent, not one after another (which would take 6 s or more). The rest of
+    # the bound is room for the hand-backs and flushes on a busy machine.
+    assert time.monotonic() - began < 4.0
     assert [(s.handled, s.deleted, s.cancelled, s.released) for s in summaries] == [(1, 1, 1, 1)] * 3
     for url in urls:
         assert [m["Body"] for m in await drain_queue(sqs, url)] == [f"{url[-4:]}:stuck"]

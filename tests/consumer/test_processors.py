@@ -49,7 +49,10 @@ async def test_partitioned_keeps_per_key_order_and_a_slow_key_does_not_block_oth
         running.discard(key)
         order[key].append(int(index))
 
-    others_done = lambda: sum(len(order[k]) for k in others) == 25  # noqa: E731
+    # By set, not by count: SQS (and moto) may deliver a message twice.
+    def done(*keys: str) -> bool:
+        return all(set(order[k]) == set(range(5)) for k in keys)
+
     server = Server(
         url,
         handler,
@@ -63,14 +66,15 @@ async def test_partitioned_keeps_per_key_order_and_a_slow_key_does_not_block_oth
     )
     async with server:
         # Every other key completes while "slow" is stuck on its first message.
-        await until(others_done)
+        await until(lambda: done(*others))
         assert order["slow"] == []
         unblock.set()
-        await until(lambda: server.health.deleted == 30)
-    # A standard queue does not keep order; the processor keeps each key's order of arrival.
+        await until(lambda: done("slow"))
+    # A standard queue does not keep order; the processor keeps each key's order of arrival (what it ran is the
+    # start of what arrived: a duplicate arriving last may be handed back unhandled at shutdown).
     for key in ("slow", *others):
-        assert order[key] == arrival.order[key], key
-        assert sorted(order[key]) == [0, 1, 2, 3, 4], key
+        assert order[key] == arrival.order[key][: len(order[key])], key
+        assert sorted(set(order[key])) == [0, 1, 2, 3, 4], key
     assert overlaps == []
     assert await queue_counts(sqs, url) == (0, 0)
 
@@ -110,25 +114,26 @@ async def test_fifo_group_id_is_the_partition_key(sqs: SQSClient, make_queue: Qu
 
 async def test_unbounded_runs_every_received_message_at_once(sqs: SQSClient, make_queue: QueueFactory) -> None:
     url = await make_queue()
-    await send_messages(sqs, url, [str(i) for i in range(25)])
-    running = 0
-    peak = 0
+    bodies = {str(i) for i in range(25)}
+    await send_messages(sqs, url, sorted(bodies))
+    running: list[str] = []
+    finished: list[str] = []
     gate = asyncio.Event()
 
     async def handler(message: Message) -> None:
-        nonlocal running, peak
-        running += 1
-        peak = max(peak, running)
+        running.append(message.body)
         await gate.wait()
-        running -= 1
+        finished.append(message.body)
 
     server = Server(url, handler, client=sqs, processor="unbounded", deletion_interval_s=0.5, wait_time_seconds=0)
     async with server:
-        # At least once: a duplicate delivery (SQS allows it; moto does it under concurrent receives) adds a run.
-        await until(lambda: running >= 25, what="every message running at once")
+        # All 25 run at once: none can finish before the gate opens. (By set: SQS, and moto, may deliver a
+        # message twice, which adds a handler.)
+        await until(lambda: set(running) == bodies)
+        assert finished == []
         gate.set()
-        await until(lambda: server.health.deleted >= 25, what="every message deleted")
-    assert peak >= 25
+        await until(lambda: set(finished) == bodies)
+    assert await queue_counts(sqs, url) == (0, 0)
 
 
 async def test_bounded_runs_at_most_concurrency_handlers(sqs: SQSClient, make_queue: QueueFactory) -> None:

@@ -17,6 +17,7 @@ from tests.support.sqs import (
     QueueFactory,
     dead_letter_queue_of,
     drain_queue,
+    eventually,
     queue_counts,
     send_messages,
     until,
@@ -72,7 +73,8 @@ async def test_a_full_queue_costs_a_tenth_of_receives_and_deletes(
     # receives that returned messages brought about 10 each.
     assert calls["DeleteMessageBatch"] == math.ceil(len(seen) / 10)
     assert server.health.received == len(seen)
-    assert len(batches.sizes) <= 7
+    # Only the last receives, as the queue runs empty, may bring fewer than 10.
+    assert len(batches.sizes) <= math.ceil(len(seen) / 10) + 2, batches.sizes
     assert await queue_counts(sqs, url) == (0, 0)
 
 
@@ -153,10 +155,11 @@ async def test_retry_delays_grow_with_the_receive_count(
     async with server:
         await until(lambda: len(received_at) == 3)
     assert [(count, delay) for _, count, delay in recorder.retries[:3]] == [(1, 1), (2, 2), (3, 4)]
+    # SQS kept the message invisible for each delay. (How much later than that it came back depends on the
+    # long poll and the machine's load, so the gaps themselves are not compared.)
     first_gap, second_gap = received_at[1] - received_at[0], received_at[2] - received_at[1]
     assert first_gap >= 0.9
     assert second_gap >= 1.9
-    assert second_gap > first_gap
 
 
 async def test_a_handler_chooses_its_delay_with_retry(
@@ -240,9 +243,15 @@ async def test_without_heartbeat_a_long_handler_is_redelivered(
     server = Server(
         url, handler, client=pipeline_sqs, visibility_timeout=2, deletion_interval_s=0.5, visibility_heartbeat=False
     )
+    stolen: list[dict[str, object]] = []
+
+    async def another_consumer_got_it() -> bool:
+        stolen.extend(await drain_queue(sqs, url, wait_s=1))
+        return bool(stolen)
+
     async with server:
         await running.wait()
-        stolen = await drain_queue(sqs, url, wait_s=4)
+        await eventually(another_consumer_got_it, what="the message delivered to another consumer")
         finish.set()
     assert [m["Body"] for m in stolen] == ["long"]
 

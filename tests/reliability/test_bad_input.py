@@ -186,12 +186,13 @@ NOWHERE = "http://127.0.0.1:9/000000000000/nowhere"  # never reached: every case
 
 
 async def run_cli(args: list[str], env: dict[str, str]) -> tuple[int | None, str]:
-    """Run `python -m service run ARGS`; (exit code, stderr); None when it was still running after 15 s."""
+    """Run `python -m service run ARGS`; (exit code, stderr); None when it was still running after a minute (a
+    refusal comes within a few seconds of start-up on a quiet machine: the margin is for a busy one)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "service", "run", *args, cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE
     )
     try:
-        _, stderr = await asyncio.wait_for(process.communicate(), 15)
+        _, stderr = await asyncio.wait_for(process.communicate(), 60)
     except TimeoutError:
         process.kill()
         await process.wait()

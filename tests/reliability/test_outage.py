@@ -29,6 +29,9 @@ SETTINGS = Settings(
     drain_timeout_s=2,
 )
 OUTAGE_S = 5.0
+# The outage lasts OUTAGE_S, longer if readiness has not failed yet (3 receive errors in a row take longer on a
+# busy machine), but no longer than this.
+MAX_OUTAGE_S = 30.0
 # A hot loop would make hundreds of calls in the outage; the shared backoff allows a handful per loop.
 MAX_RECEIVES_IN_OUTAGE = 20
 MAX_CPU_SHARE_IN_OUTAGE = 0.25
@@ -61,7 +64,7 @@ async def test_sqs_unreachable_mid_run_backs_off_and_loses_nothing(
         started, cpu_started = time.monotonic(), time.process_time()
         await send_messages(sqs, url, [body_for(i) for i in during])
         statuses: list[tuple[int, int]] = []
-        while time.monotonic() - started < OUTAGE_S:
+        while _outage_goes_on(time.monotonic() - started, statuses):
             statuses.append(await probe(service))
             await asyncio.sleep(0.2)
         ended, cpu_used = time.monotonic(), time.process_time() - cpu_started
@@ -71,7 +74,7 @@ async def test_sqs_unreachable_mid_run_backs_off_and_loses_nothing(
         assert outage.injected > 0
         assert {alive for alive, _ in statuses} == {200}, "liveness must not fail because SQS is unreachable"
         assert 503 in {ready for _, ready in statuses}, "readiness must fail while receives fail"
-        assert receives <= MAX_RECEIVES_IN_OUTAGE, f"{receives} receive calls in {OUTAGE_S} s: a hot loop"
+        assert receives <= MAX_RECEIVES_IN_OUTAGE, f"{receives} receive calls in {ended - started:.1f} s: a hot loop"
         assert cpu_used < MAX_CPU_SHARE_IN_OUTAGE * (ended - started), f"{cpu_used:.2f} s of CPU in the outage"
 
         await until(lambda: set(during) <= set(ledger.deleted), timeout_s=30, what="processing resumed")
@@ -80,9 +83,15 @@ async def test_sqs_unreachable_mid_run_backs_off_and_loses_nothing(
 
     report = check(before + during, ledger.successes, await collect_state(sqs, url), deleted=ledger.deleted)
     print(
-        f"outage: {outage.injected} calls reset over {OUTAGE_S} s, {receives} receives, "
+        f"outage: {outage.injected} calls reset over {ended - started:.1f} s, {receives} receives, "
         f"cpu {cpu_used:.2f} s; {report.summary()}"
     )
     assert report.lost == 0, report.summary()
     assert report.deleted_without_success == 0, report.summary()
     assert report.handled == 40
+
+
+def _outage_goes_on(elapsed_s: float, statuses: list[tuple[int, int]]) -> bool:
+    if elapsed_s >= MAX_OUTAGE_S:
+        return False
+    return elapsed_s < OUTAGE_S or 503 not in {ready for _, ready in statuses}

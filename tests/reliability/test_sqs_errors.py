@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections import defaultdict
 from typing import TYPE_CHECKING
 
 from service import DeleteError, ExponentialRetryPolicy, Message, MQError, Publisher, Server
@@ -11,7 +12,7 @@ from service.sqs.batch import DEFAULT_BATCH_ATTEMPTS
 from tests.support.sqs import QueueFactory, eventually, queue_counts, send_messages, until
 
 from .fault_proxy import Fault, FaultProxy
-from .invariants import Ledger, body_for, check, collect_state, make_ids
+from .invariants import Ledger, body_for, check, collect_state, id_of, make_ids
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
@@ -20,8 +21,9 @@ SEND = ["SendMessageBatch"]
 RECEIVE = ["ReceiveMessage"]
 DELETE = ["DeleteMessageBatch"]
 CHANGE = ["ChangeMessageVisibilityBatch"]
-# Longer than a delete batch's whole retry budget (5 attempts, 0.1-3 s of backoff): that batch fails for good.
-DELETE_OUTAGE_S = 4.0
+# Longer than a delete batch's whole retry budget (5 attempts, 1.5-3 s of backoff), with room for a busy machine's
+# slower calls: the first batch in the outage fails for good.
+DELETE_OUTAGE_S = 6.0
 
 
 async def test_send_faults_are_retried_and_every_message_is_published(
@@ -36,10 +38,21 @@ async def test_send_faults_are_retried_and_every_message_is_published(
     assert len(set(message_ids)) == len(ids)
     assert through_proxy.faults["SendMessageBatch"] == 5
 
+    sqs_message_ids: defaultdict[str, set[str]] = defaultdict(set)
+
     async def handler(message: Message) -> None:
+        sqs_message_ids[id_of(message.body)].add(message.message_id)
         ledger.succeeded(message)
 
-    server = Server(url, handler, client=sqs, concurrency=10, wait_time_seconds=0, deletion_interval_s=0.2)
+    server = Server(
+        url,
+        handler,
+        client=sqs,
+        concurrency=10,
+        wait_time_seconds=0,
+        deletion_interval_s=0.2,
+        observer=ledger.observer(),
+    )
     async with server:
         await until(lambda: set(ids) <= set(ledger.successes), what="every published message handled")
         await eventually(lambda: _empty(sqs, url), what="the queue empty")
@@ -47,8 +60,10 @@ async def test_send_faults_are_retried_and_every_message_is_published(
     print(f"send faults: {through_proxy.faults['SendMessageBatch']} injected; {report.summary()}")
     assert report.lost == 0, report.summary()
     assert report.deleted_without_success == 0, report.summary()
-    # The batch whose answer was lost had reached SQS: sent again, it is in the queue twice, handled twice.
-    assert 1 <= report.duplicates <= 10, report.summary()
+    # The batch whose answer was lost had reached SQS: sent again, it is in the queue twice (two SQS messages with
+    # one body). Counted by SQS message, not by handling: SQS may also deliver one message twice.
+    sent_twice = sorted(i for i, message_ids in sqs_message_ids.items() if len(message_ids) > 1)
+    assert 1 <= len(sent_twice) <= 10, sent_twice
 
 
 async def test_receive_delete_and_visibility_faults_lose_nothing(

@@ -70,7 +70,8 @@ async def service_process(env: dict[str, str], stderr_path: Path) -> AsyncIterat
             sys.executable, "-m", "service", "run", cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=stderr
         )
     try:
-        banner = await asyncio.wait_for(read_banner(process), 30)
+        # Start-up imports take a few seconds on a quiet machine, many more on a busy one.
+        banner = await asyncio.wait_for(read_banner(process), 60)
         admin_url = next(line.split()[2] for line in banner.splitlines() if "admin API:" in line)
         async with httpx.AsyncClient(base_url=admin_url, timeout=60) as client:
             yield Process(process, client, banner, stderr_path)

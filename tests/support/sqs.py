@@ -78,7 +78,12 @@ async def dead_letter_queue_of(sqs: SQSClient, queue_url: str) -> str:
     return (await sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[1]))["QueueUrl"]
 
 
-async def until(condition: Callable[[], bool], timeout_s: float = 20.0, what: str = "condition") -> None:
+# How long `until` and `eventually` wait by default: what takes a second on a quiet machine can take ten on a
+# busy CI runner; a generous bound costs nothing when the condition holds early.
+DEFAULT_WAIT_S = 30.0
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = DEFAULT_WAIT_S, what: str = "condition") -> None:
     """Poll `condition` on the event loop until it holds (for state no event reports); fail after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -87,7 +92,9 @@ async def until(condition: Callable[[], bool], timeout_s: float = 20.0, what: st
         await asyncio.sleep(0.02)
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 20.0, what: str = "condition") -> None:
+async def eventually(
+    check: Callable[[], Awaitable[bool]], timeout_s: float = DEFAULT_WAIT_S, what: str = "condition"
+) -> None:
     """Poll an async check until it holds; fail after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while not await check():
