@@ -45,7 +45,8 @@ from service.errors import (
 )
 from service.publishing.entry import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, PublishOptions
 from service.publishing.observer import OutputHandler, PublishObserver
-from service.publishing.publisher import DEFAULT_BATCH_MAX_MESSAGES, DEFAULT_PUBLISH_INTERVAL_S, Publisher
+from service.publishing.publisher import Publisher
+from service.publishing.settings import DEFAULT_BATCH_MAX_MESSAGES, DEFAULT_PUBLISH_INTERVAL_S, PublisherSettings
 
 __all__ = [
     "DEFAULT_BATCH_DELETE_MAX_MESSAGES",
@@ -83,6 +84,7 @@ __all__ = [
     "PublishObserver",
     "PublishOptions",
     "Publisher",
+    "PublisherSettings",
     "ReceiveError",
     "Retry",
     "RetryPolicy",

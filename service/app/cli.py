@@ -12,8 +12,9 @@ from dataclasses import replace
 from typing import TextIO, cast
 
 from service.app.config import ENV_VARIABLES, Settings, flag_for, load_handler, setting_help
+from service.app.listener import bind_admin
 from service.app.logs import setup_logging
-from service.app.runtime import Runtime, _bind
+from service.app.runtime import Runtime
 from service.consumer.handler import Handler, SyncHandler
 from service.errors import ConfigError
 from service.sqs.local import BUCKET_NAME, LocalSQS
@@ -119,7 +120,7 @@ async def serve(
     """Run the service; with no queue URL configured, on an embedded local SQS server. Returns the exit code."""
     if settings.embedded:
         # Refuse a taken admin address before the embedded SQS server starts (a thread and a port for nothing).
-        _bind(settings.admin_host, settings.admin_port).close()
+        bind_admin(settings.admin_host, settings.admin_port).close()
     local = LocalSQS(bucket=settings.s3_bucket or BUCKET_NAME) if settings.embedded else None
     try:
         if local is not None:

@@ -24,10 +24,10 @@ import uvicorn
 
 from service.app.admin import create_app
 from service.app.config import Settings
+from service.app.listener import bind_admin
 from service.app.operations import Operations
 from service.consumer.handler import Handler, SyncHandler, as_handler
 from service.consumer.server import Server
-from service.errors import ConfigError
 from service.payloads.payloads import S3Payloads
 from service.publishing.publisher import Publisher
 from service.telemetry.hooks import Hooks, HooksFactory
@@ -77,26 +77,9 @@ class Runtime:
             on_action=self.hooks.operator_action,
             instrument_client=self.hooks.instrument_client,
         )
-        handler = as_handler(handler)
-        handler = handler if self.hooks.wrap_handler is None else self.hooks.wrap_handler(handler)
-        self.payloads = payloads = _payloads(settings, self.hooks)
-        operations_observer = self.operations.observer(self.hooks.observer)
-        self.server = Server(
-            self.queue_url,
-            handler if payloads is None else payloads.wrap_handler(handler),
-            settings.server_settings(),
-            observer=operations_observer if payloads is None else payloads.observe(operations_observer),
-            middleware=self.hooks.server_middleware,
-            instrument_client=self.hooks.instrument_client,
-        )
-        self.publisher = Publisher(
-            self.publish_queue_url,
-            publish_interval_s=settings.publish_interval_s,
-            sqs_client=settings.sqs_client,
-            observer=self.hooks.publish_observer,
-            instrument_client=self.hooks.instrument_client,
-            offload=None if payloads is None else payloads.offloader,
-        )
+        self.payloads = _payloads(settings, self.hooks)
+        self.server = self._server(as_handler(handler))
+        self.publisher = self._publisher()
         self.admin_url = ""
         self.crashed = False
         self._handle_signals = handle_signals
@@ -106,6 +89,31 @@ class Runtime:
         self._drain_task: asyncio.Task[dict[str, Any]] | None = None
         self._stop = asyncio.Event()
         self._components = AsyncExitStack()
+
+    def _server(self, handler: Handler) -> Server:
+        """The consumer: the handler and the observer wrapped by telemetry, the operator's ring and S3 payloads."""
+        hooks, payloads = self.hooks, self.payloads
+        handler = handler if hooks.wrap_handler is None else hooks.wrap_handler(handler)
+        observer = self.operations.observer(hooks.observer)
+        return Server(
+            self.queue_url,
+            handler if payloads is None else payloads.wrap_handler(handler),
+            self.settings.server_settings(),
+            observer=observer if payloads is None else payloads.observe(observer),
+            middleware=hooks.server_middleware,
+            instrument_client=hooks.instrument_client,
+        )
+
+    def _publisher(self) -> Publisher:
+        """The Publisher behind /publish."""
+        return Publisher(
+            self.publish_queue_url,
+            publish_interval_s=self.settings.publish_interval_s,
+            sqs_client=self.settings.sqs_client,
+            observer=self.hooks.publish_observer,
+            instrument_client=self.hooks.instrument_client,
+            offload=None if self.payloads is None else self.payloads.offloader,
+        )
 
     @property
     def draining(self) -> bool:
@@ -124,7 +132,7 @@ class Runtime:
 
     async def run(self) -> int:
         """Run until drained and stopped; returns the exit code (1 if the pipeline crashed)."""
-        sock = _bind(self.settings.admin_host, self.settings.admin_port)
+        sock = bind_admin(self.settings.admin_host, self.settings.admin_port)
         try:
             await self.start()
             async with asyncio.TaskGroup() as tasks:
@@ -292,19 +300,3 @@ def _payloads(settings: Settings, hooks: Hooks) -> S3Payloads | None:
         instrument_client=hooks.instrument_s3_client,
         observer=hooks.payload_observer,
     )
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    """The admin API's listening socket, bound before anything starts, so a taken port fails fast."""
-    sock: socket.socket | None = None
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-        sock = socket.socket(family, kind, proto)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(128)
-    except OSError as exc:
-        if sock is not None:
-            sock.close()
-        raise ConfigError("MQ_ADMIN_HOST/MQ_ADMIN_PORT", f"{host}:{port}", f"an address free to bind ({exc})") from exc
-    return sock

@@ -1,9 +1,9 @@
-"""Hooks through which the Publisher reports what becomes of each message (tracing and metrics use them)."""
+"""The Publisher's hooks: what becomes of each message (tracing and metrics use them), and the offload step."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeAlias
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol, TypeAlias
 
 from service.errors import PublishError
 from service.sqs.batch import BatchResult
@@ -23,3 +23,16 @@ class PublishObserver:
 
     def failed(self, entry: dict[str, Any], error: PublishError) -> None:
         """The message was not published."""
+
+
+class Offload(Protocol):
+    """An optional step before buffering that moves a large body elsewhere (S3: `service.payloads`)."""
+
+    max_body_bytes: int
+    """The largest message (body and attributes) the Publisher accepts with this step."""
+
+    def needed(self, entry: Mapping[str, Any]) -> bool:
+        """True when this checked entry's body would be moved."""
+
+    def __call__(self, entry: dict[str, Any]) -> Awaitable[dict[str, Any]]:
+        """The entry to buffer instead of `entry` (which it may return as it is); raises PublishError."""

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, Unpack
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Unpack
 
-from service.aio.backoff import Backoff
 from service.aio.batcher import Batcher
 from service.aio.lifecycle import Runner
 from service.aio.waiters import Waiters
-from service.checks import check_range
-from service.errors import ClosedError, ConfigError, PublishError, SQSError
+from service.errors import ClosedError, PublishError, SQSError
 from service.publishing.entry import (
     MAX_BATCH_BYTES,
     MAX_MESSAGE_BYTES,
@@ -25,34 +23,18 @@ from service.publishing.entry import (
     check_size,
     checked_entry,
 )
-from service.publishing.observer import OutputHandler, PublishObserver
-from service.sqs.batch import DEFAULT_BATCH_ATTEMPTS, DEFAULT_BATCH_BACKOFF, BatchResult, call_batch
-from service.sqs.client import CLIENT_KINDS, DEFAULT_CLIENT_KIND, ClientKind, create_client
+from service.publishing.observer import Offload, OutputHandler, PublishObserver
+from service.publishing.settings import PublisherOptions, PublisherSettings
+from service.sqs.batch import BatchResult, call_batch
+from service.sqs.client import create_client
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
 
-DEFAULT_PUBLISH_INTERVAL_S = 1.0
-DEFAULT_BATCH_MAX_MESSAGES = 10
-DEFAULT_MAX_IN_FLIGHT_BATCHES = 4
-DEFAULT_MAX_BUFFERED = 1000
 DEFAULT_PUBLISH_SHUTDOWN_TIMEOUT_S = 10.0
 
 _OPERATION = "SendMessageBatch"
 _log = logging.getLogger("service.publisher")
-
-
-class Offload(Protocol):
-    """An optional step before buffering that moves a large body elsewhere (S3: `service.payloads`)."""
-
-    max_body_bytes: int
-    """The largest message (body and attributes) the Publisher accepts with this step."""
-
-    def needed(self, entry: Mapping[str, Any]) -> bool:
-        """True when this checked entry's body would be moved."""
-
-    def __call__(self, entry: dict[str, Any]) -> Awaitable[dict[str, Any]]:
-        """The entry to buffer instead of `entry` (which it may return as it is); raises PublishError."""
 
 
 @dataclass(eq=False)
@@ -92,52 +74,33 @@ class Publisher(Runner[None]):
     def __init__(
         self,
         queue_url: str,
+        settings: PublisherSettings | None = None,
         *,
         client: SQSClient | None = None,
-        sqs_client: ClientKind = DEFAULT_CLIENT_KIND,
-        publish_interval_s: float = DEFAULT_PUBLISH_INTERVAL_S,
-        batch_max_messages: int = DEFAULT_BATCH_MAX_MESSAGES,
-        max_in_flight_batches: int | None = None,
-        max_buffered: int = DEFAULT_MAX_BUFFERED,
-        max_message_bytes: int | None = None,
         offload: Offload | None = None,
         output_handler: OutputHandler | None = None,
         observer: PublishObserver | None = None,
-        fifo: bool | None = None,
-        content_based_deduplication: bool | None = None,
-        batch_attempts: int = DEFAULT_BATCH_ATTEMPTS,
-        backoff: Backoff = DEFAULT_BATCH_BACKOFF,
         instrument_client: Callable[[SQSClient], None] | None = None,
+        **options: Unpack[PublisherOptions],
     ) -> None:
         super().__init__()
+        self.settings = s = replace(settings or PublisherSettings(), **options)
         self.queue_url = queue_url
-        self.fifo = queue_url.endswith(".fifo") if fifo is None else fifo
-        in_flight = _in_flight_batches(max_in_flight_batches, fifo=self.fifo)
-        if max_message_bytes is None:
-            max_message_bytes = MAX_MESSAGE_BYTES if offload is None else offload.max_body_bytes
-        largest = MAX_MESSAGE_BYTES if offload is None else offload.max_body_bytes
-        _check_settings(publish_interval_s, batch_max_messages, max_buffered, batch_attempts)
-        check_range("max_message_bytes", max_message_bytes, 1024, largest)
-        if sqs_client not in CLIENT_KINDS:
-            raise ConfigError("sqs_client", sqs_client, f"one of {', '.join(CLIENT_KINDS)}")
-        self.content_based_deduplication = content_based_deduplication
-        self._client = client
-        self._sqs_client = sqs_client
-        self._instrument_client = instrument_client
-        self._max_buffered = max_buffered
-        self._max_message_bytes = max_message_bytes
+        self.fifo = queue_url.endswith(".fifo") if s.fifo is None else s.fifo
+        self.content_based_deduplication = s.content_based_deduplication
+        self._max_message_bytes = s.message_bytes(None if offload is None else offload.max_body_bytes)
         # What SQS itself takes: an entry that stayed in the message (offloaded or small) must fit.
-        self._max_sqs_bytes = min(max_message_bytes, MAX_MESSAGE_BYTES)
+        self._max_sqs_bytes = min(self._max_message_bytes, MAX_MESSAGE_BYTES)
+        self._client = client
         self._offload = offload
         self._output_handler = output_handler
         self._observer = observer or PublishObserver()
-        self._batch_attempts = batch_attempts
-        self._backoff = backoff
+        self._instrument_client = instrument_client
         self._batcher: Batcher[_Pending] = Batcher(
             self._send,
-            max_entries=batch_max_messages,
-            max_wait_s=publish_interval_s,
-            max_in_flight=in_flight,
+            max_entries=s.batch_max_messages,
+            max_wait_s=s.publish_interval_s,
+            max_in_flight=s.in_flight_batches(fifo=self.fifo),
             max_bytes=MAX_BATCH_BYTES,
             size_of=lambda pending: pending.size,
             send_when_idle=True,
@@ -197,8 +160,8 @@ class Publisher(Runner[None]):
                 "this message's body goes to S3, which publish_nowait cannot wait for: use publish",
                 sender_fault=True,
             )
-        if self._counts["buffered"] >= self._max_buffered:
-            raise asyncio.QueueFull(f"{self._max_buffered} messages are already waiting to be sent")
+        if self._counts["buffered"] >= self.settings.max_buffered:
+            raise asyncio.QueueFull(f"{self.settings.max_buffered} messages are already waiting to be sent")
         return self._enqueue(checked)
 
     def check_entry(self, entry: Mapping[str, Any]) -> CheckedEntry:
@@ -218,7 +181,7 @@ class Publisher(Runner[None]):
         )
 
     async def _wait_for_room(self) -> None:
-        while self._counts["buffered"] >= self._max_buffered and not self._closed:
+        while self._counts["buffered"] >= self.settings.max_buffered and not self._closed:
             self._counts["waiting"] += 1
             try:
                 await self._room.wait()
@@ -251,7 +214,9 @@ class Publisher(Runner[None]):
             async with AsyncExitStack() as stack:
                 client = self._client
                 if client is None:
-                    client = await stack.enter_async_context(create_client(self.queue_url, kind=self._sqs_client))
+                    client = await stack.enter_async_context(
+                        create_client(self.queue_url, kind=self.settings.sqs_client)
+                    )
                     if self._instrument_client is not None:
                         self._instrument_client(client)
                 self._active_client = client
@@ -298,7 +263,11 @@ class Publisher(Runner[None]):
         try:
             entries = [{**pending.entry, "Id": str(i)} for i, pending in enumerate(batch)]
             result = await call_batch(
-                self._call, entries, operation=_OPERATION, attempts=self._batch_attempts, backoff=self._backoff
+                self._call,
+                entries,
+                operation=_OPERATION,
+                attempts=self.settings.batch_attempts,
+                backoff=self.settings.backoff,
             )
             self._counts["retried"] += result.retried
             for i, pending in enumerate(batch):
@@ -355,20 +324,3 @@ def _as_publish_error(error: SQSError) -> PublishError:
 async def _content_based_deduplication(client: SQSClient, queue_url: str) -> bool:
     response = await client.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ContentBasedDeduplication"])
     return response.get("Attributes", {}).get("ContentBasedDeduplication", "false").lower() == "true"
-
-
-def _in_flight_batches(value: int | None, *, fifo: bool) -> int:
-    if value is None:
-        return 1 if fifo else DEFAULT_MAX_IN_FLIGHT_BATCHES
-    if fifo and value != 1:
-        raise ConfigError("max_in_flight_batches", value, "1 on a FIFO queue (batches go one at a time, in order)")
-    check_range("max_in_flight_batches", value, 1, 100)
-    return value
-
-
-def _check_settings(publish_interval_s: float, batch_max_messages: int, max_buffered: int, batch_attempts: int) -> None:
-    check_range("batch_max_messages", batch_max_messages, 1, 10)
-    check_range("max_buffered", max_buffered, 1, 1_000_000)
-    check_range("batch_attempts", batch_attempts, 1, 100)
-    if not 0 < publish_interval_s <= 3600:
-        raise ConfigError("publish_interval_s", publish_interval_s, "> 0 and <= 3600 seconds")
