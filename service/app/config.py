@@ -227,6 +227,8 @@ _MEANINGS: dict[str, str] = {
     "publish_max_batch": "most messages in one POST /publish request",
     "publish_interval_s": "how long a published message waits for others to share its SendMessageBatch "
     "while a batch is in flight (a lone message goes at once)",
+    "sqs_client": "the consumer's and the publisher's SQS client: lean (least CPU per message) or botocore",
+    "event_loop": "auto: uvloop when installed, else asyncio's loop",
     "s3_bucket": "large payloads through S3 (SQS Extended Client format) in this bucket; empty: off",
     "s3_prefix": "key prefix of the payload objects",
     "s3_threshold_bytes": "a message whose body and attributes exceed this goes to S3; 0: every message",
