@@ -26,8 +26,8 @@ def queues_group(service: AdminService, guard: BearerGuard) -> RouteGroup:
         return JSONResponse({"queues": [service.server.queue_url]})
 
     operation = {"summary": "The queues.", "responses": {"200": json_response("The queues.", {"type": "object"})}}
-    route = Route("/queues", guard(queues), methods=["GET"])
-    return RouteGroup([route], {"/queues": {"get": guard.document(operation)}})
+    route = Route("/extra/queues", guard(queues), methods=["GET"])
+    return RouteGroup([route], {"/extra/queues": {"get": guard.document(operation)}})
 
 
 def clashing_group(service: AdminService, guard: BearerGuard) -> RouteGroup:
@@ -41,12 +41,12 @@ def client(app: Any) -> httpx.AsyncClient:
 async def test_an_added_group_is_served_guarded_and_documented() -> None:
     runtime = Runtime(SETTINGS, router, handle_signals=False)
     async with client(create_app(runtime, groups=[queues_group])) as admin:
-        refused = await admin.get("/queues")
-        answered = await admin.get("/queues", headers={"Authorization": f"Bearer {TOKEN}"})
+        refused = await admin.get("/extra/queues")
+        answered = await admin.get("/extra/queues", headers={"Authorization": f"Bearer {TOKEN}"})
         document = (await admin.get("/openapi.json")).json()
     assert refused.status_code == 401
     assert answered.json() == {"queues": [SETTINGS.queue_url]}
-    operation = document["paths"]["/queues"]["get"]
+    operation = document["paths"]["/extra/queues"]["get"]
     assert operation["security"] == [{"bearer": []}]
     assert set(operation["responses"]) == {"200", "401"}
     assert "/status" in document["paths"]

@@ -194,7 +194,7 @@ async def move_task_server(fake: MoveTaskServer, monkeypatch: pytest.MonkeyPatch
     port = runner.addresses[0][1]
     monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", f"http://127.0.0.1:{port}")
     try:
-        async with create_client() as client:
+        async with create_client(kind="botocore") as client:  # message move tasks: aiobotocore only
             yield client
     finally:
         await runner.cleanup()

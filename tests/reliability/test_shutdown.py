@@ -134,9 +134,10 @@ async def test_messages_of_a_receive_answered_during_the_drain_are_handed_back_a
     url = await make_queue()
     ids = make_ids(20, "answered")
     await send_messages(sqs, url, [body_for(i) for i in ids])
-    # SQS answers every receive at once (its messages become invisible), the answer reaches us 6 s later: long
-    # after the drain's grace for receive calls, however slowly the drain gets there.
-    through_proxy.add("slow_response", operations=["ReceiveMessage"], latency_s=6.0)
+    # SQS answers every receive at once (its messages become invisible), the answer reaches us 3 s later: after
+    # the drain's handler deadline (1 s) and the long poll's wait time, within the allowance for an answer on its
+    # way (RECEIVE_ANSWER_MARGIN_S): the drain waits for it and hands its messages back.
+    through_proxy.add("slow_response", operations=["ReceiveMessage"], latency_s=3.0)
     started: list[str] = []
 
     async def handler(message: Message) -> None:
