@@ -65,19 +65,21 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/*
-Pod grace period: the preStop GET /drain may take drain.timeoutSeconds, then the process still needs a few
-seconds after SIGTERM to flush deletions and exit. Anything tighter gets the pod SIGKILLed mid-drain.
+Pod grace period: the preStop GET /drain may take drain.timeoutSeconds; the receive calls still in flight then
+get until the same deadline, or consumer.waitTimeSeconds + 5 s if that is later, to return and hand back what
+they bring; then the process needs a few seconds to exit. Anything tighter gets the pod SIGKILLed mid-drain.
 */}}
 {{- define "mq-service.terminationGracePeriodSeconds" -}}
 {{- $drain := int .Values.drain.timeoutSeconds }}
+{{- $longest := max $drain (add (int .Values.consumer.waitTimeSeconds) 5) }}
 {{- $grace := 0 }}
 {{- if kindIs "invalid" .Values.terminationGracePeriodSeconds }}
-{{- $grace = add $drain (int .Values.drain.marginSeconds) }}
+{{- $grace = add $longest (int .Values.drain.marginSeconds) }}
 {{- else }}
 {{- $grace = int .Values.terminationGracePeriodSeconds }}
 {{- end }}
-{{- if le $grace (add $drain 5) }}
-{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed drain.timeoutSeconds (%d) + 5: the pod would be killed before the preStop drain and shutdown finish; raise terminationGracePeriodSeconds or drain.marginSeconds, or lower drain.timeoutSeconds" $grace $drain) }}
+{{- if le $grace (add $longest 5) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed the longest shutdown (%d s: drain.timeoutSeconds %d, or consumer.waitTimeSeconds %d + 5 for the receive calls in flight) + 5: the pod would be killed before the preStop drain and shutdown finish; raise terminationGracePeriodSeconds or drain.marginSeconds, or lower drain.timeoutSeconds" $grace $longest $drain (int .Values.consumer.waitTimeSeconds)) }}
 {{- end }}
 {{- $grace }}
 {{- end }}
