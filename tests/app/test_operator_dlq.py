@@ -199,6 +199,6 @@ async def test_redrive_to_a_missing_queue_is_refused(make_queue: QueueFactory, s
     url = await make_queue(max_receive_count=2)
     missing = url.rsplit("/", 1)[0] + "/no-such-queue"
     async with running(dataclasses.replace(BASE, queue_url=url)) as service:
-        body = await json_of(service.client, "POST", "/dlq/redrive", 422, json={"destination": missing})
+        body = await json_of(service.client, "POST", "/dlq/redrive", 404, json={"destination": missing})
         assert "does not exist" in body["error"]
         assert "destination" in body["error"]
