@@ -2,7 +2,9 @@
 
 Run as a client author would: the CLI, every check on, against `python -m service run`, once per mode that
 changes `/openapi.json` (a standard or a FIFO publish queue, with or without content-based deduplication, the
-token on or off). Only `/drain` is left out: it ends the run. Bounded and deterministic, so a run takes seconds
+token on or off). Only `/drain` is left out: it ends the run. The operator's routes all run: `/pause` and
+`/resume` toggle receiving (readiness stays 200 while paused), `PUT /limits` sets a rate, and a redrive of the
+consumed queue's empty dead-letter queue finishes at once. Bounded and deterministic, so a run takes seconds
 and a failure reproduces.
 """
 
