@@ -199,6 +199,14 @@ async def test_redrive_to_a_missing_queue_is_refused(make_queue: QueueFactory, s
     url = await make_queue(max_receive_count=2)
     missing = url.rsplit("/", 1)[0] + "/no-such-queue"
     async with running(dataclasses.replace(BASE, queue_url=url)) as service:
-        body = await json_of(service.client, "POST", "/dlq/redrive", 422, json={"destination": missing})
+        body = await json_of(service.client, "POST", "/dlq/redrive", 404, json={"destination": missing})
         assert "does not exist" in body["error"]
         assert "destination" in body["error"]
+
+
+async def test_a_whole_rate_written_as_a_float_is_taken(make_queue: QueueFactory) -> None:
+    # JSON Schema's integers include 5.0; SQS's MaxNumberOfMessagesPerSecond takes only an int.
+    async with running(dataclasses.replace(BASE, queue_url=await make_queue(max_receive_count=2))) as service:
+        started = await json_of(service.client, "POST", "/dlq/redrive", 202, json={"max_messages_per_s": 5.0})
+        assert started["max_messages_per_s"] == 5
+        assert (await redrive_ended(service.client))["state"] == "completed"

@@ -1,20 +1,20 @@
-"""Shared by the operator's route modules: JSON bodies checked against a schema, error answers, OpenAPI pieces."""
+"""Shared by the operator's route modules: JSON bodies checked against a schema, error answers, OpenAPI operations."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
+from service.app.admin.auth import BearerGuard
+from service.app.admin.errors import error_doc, error_response
+from service.app.admin.openapi import JSON
 from service.app.admin.problems import describe_error
 from service.errors import SQSError
-
-Endpoint = Callable[[Request], Awaitable[Response]]
-Guard = Callable[[Endpoint], Endpoint]
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -22,14 +22,14 @@ MAX_BODY_BYTES = 64 * 1024
 class Refused(Exception):
     """A request refused with a 4xx (or an upstream 5xx) and a JSON message."""
 
-    def __init__(self, status: int, message: str, **details: Any) -> None:
+    def __init__(self, status: int, message: str, *, problems: Sequence[Mapping[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.status = status
-        self.details = details
+        self.problems = problems
 
     def response(self) -> Response:
-        """The JSON answer."""
-        return JSONResponse({"error": str(self), **self.details}, status_code=self.status)
+        """The JSON answer, in the admin API's one error shape."""
+        return error_response(self.status, str(self), problems=self.problems)
 
 
 async def read_body(request: Request, schema: dict[str, Any]) -> dict[str, Any]:
@@ -57,29 +57,21 @@ def _where(error: ValidationError) -> str:
 
 
 def upstream(error: SQSError) -> Refused:
-    """An SQS failure as a 502 naming SQS's code."""
-    return Refused(502, f"SQS refused or failed the call: {error}", code=error.code)
-
-
-def json_content(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    """An OpenAPI response with a JSON body."""
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-ERROR_SCHEMA: dict[str, Any] = {"$ref": "#/components/schemas/Error"}
+    """An SQS failure as a 502; the problem names SQS's code."""
+    return Refused(
+        502, f"SQS refused or failed the call: {error}", problems=[{"message": str(error), "code": error.code}]
+    )
 
 
 def operation(
-    summary: str, responses: dict[str, Any], *, protected: bool, body: dict[str, Any] | None = None
+    guard: BearerGuard, summary: str, responses: Mapping[str, Any], *, body: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """An OpenAPI operation; `protected` adds the bearer requirement and its 401."""
+    """An OpenAPI operation: a JSON `body` adds its 400, 413 and 422; `guard` adds the bearer requirement and 401."""
     result: dict[str, Any] = {"summary": summary, "responses": dict(responses)}
     if body is not None:
-        result["requestBody"] = {"required": False, "content": {"application/json": {"schema": body}}}
-        result["responses"].setdefault("400", json_content(ERROR_SCHEMA, "The body is not JSON."))
-        result["responses"].setdefault("413", json_content(ERROR_SCHEMA, "The body is too large."))
-        result["responses"].setdefault("422", json_content(ERROR_SCHEMA, "The body does not match the schema."))
-    if protected:
-        result["security"] = [{"bearer": []}]
-        result["responses"]["401"] = json_content(ERROR_SCHEMA, "Missing or wrong bearer token (MQ_ADMIN_TOKEN).")
-    return result
+        # An empty body reads as {}: it may be left out unless the schema requires a field.
+        result["requestBody"] = {"required": bool(body.get("required")), "content": {JSON: {"schema": body}}}
+        result["responses"].setdefault("400", error_doc("The body is not JSON."))
+        result["responses"].setdefault("413", error_doc(f"The body is larger than {MAX_BODY_BYTES} bytes."))
+        result["responses"].setdefault("422", error_doc("The body does not match the schema."))
+    return guard.document(result)

@@ -55,14 +55,14 @@ def create_app(
 
 def _operator_group(service: AdminService, guard: BearerGuard) -> RouteGroup:
     """Pause, resume, limits, queues, errors."""
-    return RouteGroup(operator.routes(service, guard), operator.path_items(protected=guard.enabled), guard.components())
+    return RouteGroup(operator.routes(service, guard), operator.path_items(guard), guard.components())
 
 
 def _dlq_group(service: AdminService, guard: BearerGuard) -> RouteGroup:
     """The dead-letter queue: peek and redrive."""
-    return RouteGroup(dlq.routes(service, guard), dlq.path_items(protected=guard.enabled), guard.components())
+    return RouteGroup(dlq.routes(service, guard), dlq.path_items(guard), guard.components())
 
 
 def _pages_group(service: AdminService, guard: BearerGuard) -> RouteGroup:
     """The console page and its files."""
-    return RouteGroup(pages.routes(service, guard), pages.path_items(protected=guard.enabled))
+    return RouteGroup(pages.routes(service, guard), pages.path_items(guard))

@@ -8,8 +8,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from service.app.admin.actions import ERROR_SCHEMA, Guard, Refused, json_content, operation, read_body, upstream
-from service.app.admin.operator import OperatorService
+from service.app.admin.actions import Refused, operation, read_body, upstream
+from service.app.admin.auth import BearerGuard
+from service.app.admin.errors import error_doc
+from service.app.admin.openapi import json_response
+from service.app.admin.operator import QUEUE, OperatorService
+from service.app.admin.problems import ERROR_KEY
 from service.app.operations import NoDeadLetterQueue
 from service.errors import SQSError
 from service.sqs.queues import MAX_PEEK, is_missing_queue
@@ -29,10 +33,9 @@ REDRIVE_BODY: dict[str, Any] = {
             "description": "Messages moved per second at most (default: as fast as SQS goes).",
         },
         "destination": {
-            "type": "string",
-            "minLength": 1,
-            "maxLength": 2048,
+            "anyOf": [{"const": "source"}, {"type": "string", "pattern": "^https?://", "maxLength": 2048}],
             "description": '"source" (default): the queue the messages came from; or an SQS queue URL.',
+            ERROR_KEY: 'is not "source" nor an SQS queue URL (http:// or https://)',
         },
     },
 }
@@ -43,7 +46,7 @@ PEEK_NOTE = (
 )
 
 
-def routes(service: OperatorService, guard: Guard) -> list[BaseRoute]:
+def routes(service: OperatorService, guard: BearerGuard) -> list[BaseRoute]:
     """The routes, each behind `guard`."""
     endpoints = _Endpoints(service)
     return [
@@ -67,6 +70,8 @@ class _Endpoints:
             return refused.response()
         except SQSError as error:
             return upstream(error).response()
+        except RuntimeError as error:  # drained meanwhile: the operations' client is closed
+            return Refused(503, str(error)).response()
         operations.audit("dlq.peek", {"limit": limit}, f"{len(messages)} messages", 200)
         return JSONResponse({"queue": dlq, "messages": messages, "note": PEEK_NOTE})
 
@@ -92,20 +97,20 @@ class _Endpoints:
     async def _start(self, asked: dict[str, Any]) -> dict[str, Any]:
         if self._service.draining:
             raise Refused(503, "the service is draining")
-        destination = asked.get("destination", "source")
-        if destination != "source" and not destination.startswith(("http://", "https://")):
-            raise Refused(422, f'destination: must be "source" or an SQS queue URL, not {destination!r}')
+        destination, per_s = asked.get("destination", "source"), asked.get("max_messages_per_s")
         await _dead_letter_queue(self._service)
         try:
             task = await self._service.operations.start_redrive(
                 destination_url=None if destination == "source" else destination,
-                per_s=asked.get("max_messages_per_s"),
+                per_s=None if per_s is None else int(per_s),  # JSON Schema's integers include 213.0
             )
         except RedriveConflict as conflict:
             raise Refused(409, str(conflict)) from conflict
+        except RuntimeError as error:  # drained meanwhile: no client, no task group
+            raise Refused(503, str(error)) from error
         except SQSError as error:
             if is_missing_queue(error):
-                raise Refused(422, f"destination: the queue {destination} does not exist") from error
+                raise Refused(404, f"destination: the queue {destination} does not exist") from error
             raise upstream(error) from error
         return task.as_dict()
 
@@ -136,94 +141,113 @@ async def _dead_letter_queue(service: OperatorService) -> dict[str, Any]:
         raise Refused(503, str(error)) from error
 
 
+_MESSAGE_FIELDS = {
+    "message_id": {"type": "string"},
+    "body": {"type": "string"},
+    "body_truncated": {"type": "boolean"},
+    "body_length": {"type": "integer", "minimum": 0},
+    "attributes": {"type": "object", "additionalProperties": {"type": "string"}},
+    "message_attributes": {
+        "type": "object",
+        "additionalProperties": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"DataType": {"type": "string"}, "StringValue": {"type": "string"}},
+        },
+    },
+    "receive_count": {"type": "integer", "minimum": 0},
+    "sent_at": {"type": ["string", "null"], "format": "date-time"},
+}
 _MESSAGE = {
     "type": "object",
-    "properties": {
-        "message_id": {"type": "string"},
-        "body": {"type": "string"},
-        "body_truncated": {"type": "boolean"},
-        "body_length": {"type": "integer"},
-        "attributes": {"type": "object", "additionalProperties": {"type": "string"}},
-        "message_attributes": {"type": "object"},
-        "receive_count": {"type": "integer"},
-        "sent_at": {"type": ["string", "null"], "format": "date-time"},
-    },
-    "required": ["message_id", "body", "body_truncated", "attributes", "message_attributes", "receive_count"],
+    "additionalProperties": False,
+    "properties": _MESSAGE_FIELDS,
+    "required": list(_MESSAGE_FIELDS),
 }
+_EPOCH_OR_NULL = {"type": ["number", "null"], "description": "Epoch seconds; null before any redrive."}
 _REDRIVE = {
     "type": "object",
+    "additionalProperties": False,
     "properties": {
         "state": {"enum": ["none", "running", "completed", "cancelled", "failed"], "description": "none: not yet"},
-        "moved": {"type": "integer"},
-        "to_move": {"type": "integer"},
-        "started_at": {"type": "number", "description": "Epoch seconds."},
-        "finished_at": {"type": ["number", "null"]},
+        "moved": {"type": "integer", "minimum": 0},
+        "to_move": {"type": "integer", "minimum": 0},
+        "started_at": _EPOCH_OR_NULL,
+        "finished_at": {"type": ["number", "null"], "description": "Epoch seconds; null while running or before."},
         "failure": {"type": ["string", "null"]},
         "mode": {"enum": ["sqs", "client"], "description": "sqs: a StartMessageMoveTask; client: moved by this pod."},
-        "source": {"type": "string"},
-        "destination": {"type": "string"},
+        "source": {"type": "string", "description": "The dead-letter queue's URL."},
+        "destination": {"type": "string", "description": '"source" or a queue URL.'},
         "max_messages_per_s": {"type": ["integer", "null"]},
     },
-    "required": ["state", "moved", "to_move", "started_at", "failure"],
+    "required": ["state", "moved", "to_move", "started_at", "finished_at", "failure"],
+}
+_STARTED_ONLY = ["mode", "source", "destination", "max_messages_per_s"]
+_STARTED = {
+    **_REDRIVE,
+    "required": ["state", "moved", "to_move", "started_at", "finished_at", "failure", *_STARTED_ONLY],
 }
 
 
-_NO_DLQ = json_content(ERROR_SCHEMA, "The queue has no dead-letter queue.")
-_SQS_FAILED = json_content(ERROR_SCHEMA, "SQS refused or failed a call.")
-_DRAINED = json_content(ERROR_SCHEMA, "The service is draining or drained.")
+_NO_DLQ = error_doc("The queue has no dead-letter queue.")
+_SQS_FAILED = error_doc("SQS refused or failed a call (`problems` names SQS's code).")
+_DRAINED = error_doc("The service is draining or drained.")
 _PEEKED = {
     "type": "object",
-    "properties": {"queue": {"type": "object"}, "messages": {"type": "array", "items": _MESSAGE}},
+    "additionalProperties": False,
+    "properties": {
+        "queue": QUEUE,
+        "messages": {"type": "array", "maxItems": MAX_PEEK, "items": _MESSAGE},
+        "note": {"type": "string"},
+    },
+    "required": ["queue", "messages", "note"],
 }
 _PEEK_RESPONSES = {
-    "200": json_content(_PEEKED, "The messages (bodies over 4,096 characters truncated, with `body_truncated`)."),
+    "200": json_response("The messages (bodies over 4,096 characters truncated, with `body_truncated`).", _PEEKED),
     "404": _NO_DLQ,
-    "422": json_content(ERROR_SCHEMA, "`limit` is not an integer from 1 to 10."),
+    "422": error_doc(f"`limit` is not an integer from 1 to {MAX_PEEK}."),
     "502": _SQS_FAILED,
     "503": _DRAINED,
 }
 _START_RESPONSES = {
-    "202": json_content(_REDRIVE, "Started."),
-    "404": _NO_DLQ,
-    "409": json_content(ERROR_SCHEMA, "A redrive is already running."),
-    "422": json_content(ERROR_SCHEMA, "A bad body, or no such destination queue."),
+    "202": json_response("Started.", _STARTED),
+    "404": error_doc("The queue has no dead-letter queue, or the destination queue does not exist."),
+    "409": error_doc("A redrive is already running."),
     "502": _SQS_FAILED,
     "503": _DRAINED,
 }
 _CANCEL_RESPONSES = {
-    "200": json_content(_REDRIVE, "The redrive, cancelled or still stopping."),
-    "409": json_content(ERROR_SCHEMA, "No redrive is running."),
+    "200": json_response("The redrive, cancelled or still stopping.", _STARTED),
+    "409": error_doc("No redrive is running."),
     "502": _SQS_FAILED,
 }
 _LIMIT_PARAMETER = {
     "name": "limit",
     "in": "query",
     "required": False,
-    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PEEK},
+    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PEEK, "default": MAX_PEEK},
 }
 
 
-def path_items(*, protected: bool) -> dict[str, Any]:
+def path_items(guard: BearerGuard) -> dict[str, Any]:
     """The OpenAPI path items of these routes."""
     peek = operation(
-        "Up to `limit` (1-10, default 10) of the DLQ's messages; received and handed back at once (no peek in SQS).",
+        guard,
+        f"Up to `limit` (1-{MAX_PEEK}) of the DLQ's messages; received and handed back at once (no peek in SQS).",
         _PEEK_RESPONSES,
-        protected=protected,
     )
     peek["parameters"] = [_LIMIT_PARAMETER]
-    last = {"200": json_content(_REDRIVE, "The redrive.")}
+    last = {"200": json_response("The redrive (`none` before any, with null times).", _REDRIVE)}
     return {
         "/dlq/messages": {"get": peek},
         "/dlq/redrive": {
-            "get": operation("The last redrive this pod started (`none` before any).", last, protected=protected),
+            "get": operation(guard, "The last redrive this pod started (`none` before any).", last),
             "post": operation(
+                guard,
                 "Start moving the DLQ's messages back to their source queue (or to `destination`).",
                 _START_RESPONSES,
-                protected=protected,
                 body=REDRIVE_BODY,
             ),
-            "delete": operation(
-                "Cancel the running redrive (after the batch in progress).", _CANCEL_RESPONSES, protected=protected
-            ),
+            "delete": operation(guard, "Cancel the running redrive (after the batch in progress).", _CANCEL_RESPONSES),
         },
     }

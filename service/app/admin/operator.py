@@ -9,7 +9,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from service.app.admin.actions import ERROR_SCHEMA, Guard, Refused, json_content, operation, read_body, upstream
+from service.app.admin.actions import Refused, operation, read_body, upstream
+from service.app.admin.auth import BearerGuard
+from service.app.admin.errors import error_doc
+from service.app.admin.openapi import json_response
+from service.app.operations import ERRORS_KEPT
 from service.errors import SQSError
 
 if TYPE_CHECKING:
@@ -36,11 +40,13 @@ LIMITS_BODY: dict[str, Any] = {
 }
 PAUSE_STATE = {
     "type": "object",
+    "additionalProperties": False,
     "properties": {"paused": {"type": "boolean"}, "paused_since": {"type": ["number", "null"]}},
     "required": ["paused", "paused_since"],
 }
 LIMITS = {
     "type": "object",
+    "additionalProperties": False,
     "properties": {"max_messages_per_s": {"type": ["number", "null"]}},
     "required": ["max_messages_per_s"],
 }
@@ -58,7 +64,7 @@ class OperatorService(Protocol):
         ...
 
 
-def routes(service: OperatorService, guard: Guard) -> list[BaseRoute]:
+def routes(service: OperatorService, guard: BearerGuard) -> list[BaseRoute]:
     """The routes, each behind `guard`."""
     endpoints = _Endpoints(service)
     return [
@@ -142,83 +148,97 @@ class _Endpoints:
         return JSONResponse({"errors": recent})
 
 
-def path_items(*, protected: bool) -> dict[str, Any]:
+def path_items(guard: BearerGuard) -> dict[str, Any]:
     """The OpenAPI path items of these routes."""
-    state = json_content(PAUSE_STATE, "Whether receiving is paused, and since when (epoch seconds).")
-    draining = json_content(ERROR_SCHEMA, "The service is draining.")
-    limits = json_content(LIMITS, "The rate limit of this pod (null: none).")
+    state = json_response("Whether receiving is paused, and since when (epoch seconds).", PAUSE_STATE)
+    draining = error_doc("The service is draining: it receives nothing more.")
+    limits = json_response("The rate limit of this pod (null: none).", LIMITS)
     return {
         "/pause": {
             "post": operation(
+                guard,
                 "Stop receiving (messages in flight finish; nothing is drained). Idempotent.",
                 {"200": state, "409": draining},
-                protected=protected,
                 body=PAUSE_BODY,
             )
         },
         "/resume": {
-            "post": operation(
-                "Receive again. Idempotent.", {"200": state, "409": draining}, protected=protected, body=PAUSE_BODY
-            )
+            "post": operation(guard, "Receive again. Idempotent.", {"200": state, "409": draining}, body=PAUSE_BODY)
         },
         "/limits": {
-            "get": operation("The rate limit.", {"200": limits}, protected=protected),
-            "put": operation("Set or remove the rate limit.", {"200": limits}, protected=protected, body=LIMITS_BODY),
+            "get": operation(guard, "The rate limit.", {"200": limits}),
+            "put": operation(guard, "Set or remove the rate limit.", {"200": limits}, body=LIMITS_BODY),
         },
-        "/queues": {"get": operation("The queues' depths.", _QUEUES_RESPONSES, protected=protected)},
+        "/queues": {"get": operation(guard, "The queues' depths.", _QUEUES_RESPONSES)},
         "/errors": {
             "get": operation(
+                guard,
                 "The last handler errors, newest first.",
-                {"200": json_content(_ERRORS, "The kept errors (at most 50).")},
-                protected=protected,
+                {"200": json_response(f"The kept errors (at most {ERRORS_KEPT}).", _ERRORS)},
             )
         },
     }
 
 
-_QUEUE = {
+_QUEUE_FIELDS = {
+    "url": {"type": "string"},
+    "name": {"type": "string"},
+    "visible": {"type": "integer", "minimum": 0},
+    "in_flight": {"type": "integer", "minimum": 0},
+    "delayed": {"type": "integer", "minimum": 0},
+}
+QUEUE: dict[str, Any] = {
     "type": "object",
+    "additionalProperties": False,
+    "properties": _QUEUE_FIELDS,
+    "required": list(_QUEUE_FIELDS),
+}
+_CONSUMED_QUEUE = {
+    **QUEUE,
     "properties": {
-        "url": {"type": "string"},
-        "name": {"type": "string"},
-        "visible": {"type": "integer"},
-        "in_flight": {"type": "integer"},
-        "delayed": {"type": "integer"},
-        "max_receive_count": {"type": ["integer", "null"]},
+        **_QUEUE_FIELDS,
+        "max_receive_count": {"type": ["integer", "null"], "description": "From its RedrivePolicy; null: none."},
     },
-    "required": ["url", "name", "visible", "in_flight", "delayed"],
+    "required": [*_QUEUE_FIELDS, "max_receive_count"],
 }
 _QUEUES_RESPONSES = {
-    "200": json_content(
+    "200": json_response(
+        "The consumed queue, its dead-letter queue (null without a RedrivePolicy), the publish queue when different.",
         {
             "type": "object",
+            "additionalProperties": False,
             "properties": {
-                "queue": _QUEUE,
-                "dead_letter_queue": {"oneOf": [_QUEUE, {"type": "null"}]},
-                "publish_queue": {"oneOf": [_QUEUE, {"type": "null"}]},
+                "queue": _CONSUMED_QUEUE,
+                "dead_letter_queue": {"oneOf": [QUEUE, {"type": "null"}]},
+                "publish_queue": {"oneOf": [QUEUE, {"type": "null"}]},
             },
             "required": ["queue", "dead_letter_queue", "publish_queue"],
         },
-        "The consumed queue, its dead-letter queue (null without a RedrivePolicy), the publish queue when different.",
     ),
-    "502": json_content(ERROR_SCHEMA, "SQS refused or failed GetQueueAttributes."),
-    "503": json_content(ERROR_SCHEMA, "The service has drained: the operations' SQS client is closed."),
+    "502": error_doc("SQS refused or failed GetQueueAttributes (`problems` names SQS's code)."),
+    "503": error_doc("The service has drained: the operations' SQS client is closed."),
+}
+_ERROR_FIELDS = {
+    "message_id": {"type": "string"},
+    "error_type": {"type": "string"},
+    "error": {"type": "string"},
+    "at": {"type": "number", "description": "Epoch seconds."},
+    "receive_count": {"type": "integer"},
+    "route": {"type": ["string", "null"]},
 }
 _ERRORS = {
     "type": "object",
+    "additionalProperties": False,
+    "required": ["errors"],
     "properties": {
         "errors": {
             "type": "array",
+            "maxItems": ERRORS_KEPT,
             "items": {
                 "type": "object",
-                "properties": {
-                    "message_id": {"type": "string"},
-                    "error_type": {"type": "string"},
-                    "error": {"type": "string"},
-                    "at": {"type": "number"},
-                    "receive_count": {"type": "integer"},
-                    "route": {"type": ["string", "null"]},
-                },
+                "additionalProperties": False,
+                "properties": _ERROR_FIELDS,
+                "required": list(_ERROR_FIELDS),
             },
         }
     },

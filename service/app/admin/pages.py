@@ -12,13 +12,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from service.app.admin.actions import Guard, json_content, operation
+from service.app.admin.auth import BearerGuard
+from service.app.admin.openapi import text_response
 
-FILES = {
-    "index.html": "text/html; charset=utf-8",
-    "console.css": "text/css; charset=utf-8",
-    "console.js": "text/javascript; charset=utf-8",
-}
+# Each file's media type (UTF-8 text); the page is also served at /console itself.
+FILES = {"index.html": "text/html", "console.css": "text/css", "console.js": "text/javascript"}
+PAGE = "index.html"
 # Nothing from outside the pod: the page may load and call only its own origin.
 HEADERS = {
     "Content-Security-Policy": (
@@ -31,42 +30,39 @@ HEADERS = {
 }
 
 
-def routes(service: object, guard: Guard) -> list[BaseRoute]:
-    """`GET /console` and its files, `GET /` redirecting there; open, like the probes."""
+def routes(service: object, guard: BearerGuard) -> list[BaseRoute]:
+    """`GET /console` and one route per file, `GET /` redirecting there; open, like the probes."""
     folder = resources.files("service.app.admin") / "console"
-    contents = {name: (folder / name).read_bytes() for name in FILES}
-
-    async def page(request: Request) -> Response:
-        name = request.path_params.get("name", "index.html")
-        if name not in contents:
-            return Response(b"not found", status_code=404, media_type="text/plain")
-        return Response(contents[name], media_type=FILES[name], headers=HEADERS)
+    served = [_file_route(f"/console/{name}", (folder / name).read_bytes(), FILES[name]) for name in FILES]
 
     async def home(request: Request) -> Response:
         return RedirectResponse("/console", status_code=307)
 
-    return [
-        Route("/", home, methods=["GET"]),
-        Route("/console", page, methods=["GET"]),
-        Route("/console/{name}", page, methods=["GET"]),
-    ]
+    page = _file_route("/console", (folder / PAGE).read_bytes(), FILES[PAGE])
+    return [Route("/", home, methods=["GET"]), page, *served]
 
 
-def path_items(*, protected: bool) -> dict[str, Any]:
+def _file_route(path: str, content: bytes, media_type: str) -> Route:
+    async def serve(request: Request) -> Response:
+        return Response(content, media_type=f"{media_type}; charset=utf-8", headers=HEADERS)
+
+    return Route(path, serve, methods=["GET"])
+
+
+def path_items(guard: BearerGuard) -> dict[str, Any]:
     """The OpenAPI path items of these routes (open: the page asks for the token itself)."""
-    html = {"description": "The console page.", "content": {"text/html": {"schema": {"type": "string"}}}}
-    static = {"description": "A file of the console.", "content": {"text/plain": {"schema": {"type": "string"}}}}
-    return {
-        "/": {"get": operation("Redirects to /console.", {"307": {"description": "To /console."}}, protected=False)},
-        "/console": {"get": operation("The operator's console.", {"200": html}, protected=False)},
-        "/console/{name}": {
-            "get": {
-                **operation(
-                    "The console's stylesheet and script.",
-                    {"200": static, "404": json_content({"type": "string"}, "No such file.")},
-                    protected=False,
-                ),
-                "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"enum": list(FILES)}}],
-            }
-        },
+    redirect = {
+        "description": "To /console.",
+        "headers": {"Location": {"schema": {"type": "string", "const": "/console"}}},
     }
+    items: dict[str, Any] = {
+        "/": {"get": {"summary": "Redirects to /console.", "responses": {"307": redirect}}},
+        "/console": {"get": _file_operation("The operator's console.", PAGE)},
+    }
+    for name in FILES:
+        items[f"/console/{name}"] = {"get": _file_operation(f"The console's {name}.", name)}
+    return items
+
+
+def _file_operation(summary: str, name: str) -> dict[str, Any]:
+    return {"summary": summary, "responses": {"200": text_response(f"{name} (UTF-8).", FILES[name])}}
