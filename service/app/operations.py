@@ -39,17 +39,10 @@ class NoDeadLetterQueue(Exception):
 
 
 class RecentErrors(PipelineObserver):
-    """Keeps the last handler errors in a bounded ring, then tells `inner` (the telemetry observer) as usual."""
+    """Keeps the last handler errors in a bounded ring (one of the Server's observers)."""
 
-    def __init__(self, inner: PipelineObserver | None = None, *, kept: int = ERRORS_KEPT) -> None:
+    def __init__(self, *, kept: int = ERRORS_KEPT) -> None:
         self._ring: deque[dict[str, Any]] = deque(maxlen=kept)
-        self.inner = inner or PipelineObserver()
-        self.received = self.inner.received  # type: ignore[method-assign]
-        self.receive_failed = self.inner.receive_failed  # type: ignore[method-assign]
-        self.retry_scheduled = self.inner.retry_scheduled  # type: ignore[method-assign]
-        self.deleted = self.inner.deleted  # type: ignore[method-assign]
-        self.released = self.inner.released  # type: ignore[method-assign]
-        self.visibility_extended = self.inner.visibility_extended  # type: ignore[method-assign]
 
     def handled(self, message: Message, duration_s: float, error: BaseException | None) -> None:
         """Keep the error, if any."""
@@ -64,7 +57,6 @@ class RecentErrors(PipelineObserver):
                     "route": message.route,
                 }
             )
-        self.inner.handled(message, duration_s, error)
 
     def recent(self) -> list[dict[str, Any]]:
         """The kept errors, newest first."""
@@ -91,15 +83,10 @@ class Operations:
         self._tasks: asyncio.TaskGroup | None = None
         self._runner: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
-        self.errors: RecentErrors | None = None
+        self.errors = RecentErrors()  # one of the Server's observers
         self.resumed_at = 0.0  # monotonic; liveness counts a stall from here, not from before a pause
         self.views = QueueViews(self.client, queue_url, publish_queue_url, ttl_s=cache_ttl_s)
         self.redrive = Redrive(self.client, self._spawn)
-
-    def observer(self, inner: PipelineObserver | None) -> PipelineObserver:
-        """The pipeline's observer: keeps the last errors, then tells `inner`."""
-        self.errors = RecentErrors(inner)
-        return self.errors
 
     def client(self) -> SQSClient:
         """The operations' SQS client (once started)."""

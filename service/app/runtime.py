@@ -94,12 +94,15 @@ class Runtime:
         """The consumer: the handler and the observer wrapped by telemetry, the operator's ring and S3 payloads."""
         hooks, payloads = self.hooks, self.payloads
         handler = handler if hooks.wrap_handler is None else hooks.wrap_handler(handler)
-        observer = self.operations.observer(hooks.observer)
         return Server(
             self.queue_url,
             handler if payloads is None else payloads.wrap_handler(handler),
             self.settings.server_settings(),
-            observer=observer if payloads is None else payloads.observe(observer),
+            observer=[
+                self.operations.errors,
+                *([] if payloads is None else payloads.observers),
+                *([] if hooks.observer is None else [hooks.observer]),
+            ],
             middleware=hooks.server_middleware,
             instrument_client=hooks.instrument_client,
         )

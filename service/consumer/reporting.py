@@ -17,6 +17,8 @@ from service.errors import HandlerError, MQError, ReceiveError, Retry
 
 ErrorHandler: TypeAlias = Callable[[MQError], None]
 
+_HOOK_NAMES = tuple(name for name in vars(PipelineObserver) if not name.startswith("_"))
+
 _log = logging.getLogger("service.consumer")
 
 
@@ -37,7 +39,8 @@ class Observers(PipelineObserver):
     """Tells every observer, in order; an observer that raises is logged (once per hook and kind) and skipped."""
 
     def __init__(self, observers: Sequence[PipelineObserver]) -> None:
-        self._observers = tuple(observers)
+        # Each hook's bound methods, looked up once: `_tell` runs for every message.
+        self._hooks = {name: tuple(getattr(o, name) for o in observers) for name in _HOOK_NAMES}
         self.hook_errors: Counter[str] = Counter()
 
     def queue_checked(self) -> None:
@@ -65,14 +68,15 @@ class Observers(PipelineObserver):
         self._tell("visibility_extended", messages, timeout_s)
 
     def _tell(self, hook: str, *args: Any) -> None:
-        for observer in self._observers:
+        for method in self._hooks[hook]:
             try:
-                getattr(observer, hook)(*args)
+                method(*args)
             except Exception as exc:
-                self._hook_failed(observer, hook, exc)
+                self._hook_failed(method, hook, exc)
 
-    def _hook_failed(self, observer: PipelineObserver, hook: str, exc: Exception) -> None:
-        key = f"{type(observer).__name__}.{hook}: {type(exc).__name__}"
+    def _hook_failed(self, method: Callable[..., None], hook: str, exc: Exception) -> None:
+        owner = getattr(method, "__self__", method)
+        key = f"{type(owner).__name__}.{hook}: {type(exc).__name__}"
         self.hook_errors[key] += 1
         if self.hook_errors[key] == 1:
             _log.error("observer hook %s raised; the pipeline goes on (counted from now on)", key, exc_info=exc)

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from types import TracebackType
@@ -33,6 +33,7 @@ DEFAULT_SHUTDOWN_TIMEOUT_S = 30.0
 RECEIVE_ANSWER_MARGIN_S = 5.0
 
 _log = logging.getLogger("service.consumer")
+_NOTHING_HAPPENED = ShutdownSummary(0, 0, 0, 0, 0, timed_out=False, duration_s=0.0)  # never started
 
 
 class Server(Runner[ShutdownSummary]):
@@ -67,7 +68,7 @@ class Server(Runner[ShutdownSummary]):
     created it (`shutdown()` and `wait()` return here).
 
     Data flows one way: the stages report events to the observers (`Health` counts from them, the user's
-    `observer` and telemetry see them too; a hook that raises is logged and skipped) and errors to the
+    `observer`, one or several, and telemetry see them too; a hook that raises is logged and skipped) and errors to the
     `error_handler`; the in-flight ledger alone holds what is waiting or running and the credits.
     `middleware` wraps the handling step of each message (tracing runs it inside a span), and
     `instrument_client` gets the SQS client the Server creates (a `client` given is used as it is).
@@ -82,7 +83,7 @@ class Server(Runner[ShutdownSummary]):
         client: SQSClient | None = None,
         retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY,
         error_handler: ErrorHandler | None = None,
-        observer: PipelineObserver | None = None,
+        observer: PipelineObserver | Sequence[PipelineObserver] | None = None,
         middleware: Middleware | None = None,
         instrument_client: Callable[[SQSClient], None] | None = None,
         **options: Unpack[ServerOptions],
@@ -97,7 +98,8 @@ class Server(Runner[ShutdownSummary]):
         self._client = client
         self._instrument_client = instrument_client
         self._ledger = Ledger(self.processor.capacity + self.settings.effective_prefetch)
-        self._observers = Observers([HealthObserver(self.health), *([observer] if observer else [])])
+        observers = [] if observer is None else [observer] if isinstance(observer, PipelineObserver) else observer
+        self._observers = Observers([HealthObserver(self.health), *observers])
         self._parts = Parts(
             queue_url=queue_url,
             settings=self.settings,
@@ -177,7 +179,7 @@ class Server(Runner[ShutdownSummary]):
         Receive calls still in flight go on in the background (see the class docstring); `wait()` for them.
         """
         if self._drained is None or not self._request_stop():
-            return ShutdownSummary(0, 0, 0, 0, 0, timed_out=False, duration_s=0.0)
+            return _NOTHING_HAPPENED
         self.hurry(timeout_s)
         runner = asyncio.ensure_future(self.wait())
         await asyncio.wait([self._drained, runner], return_when=asyncio.FIRST_COMPLETED)
@@ -192,7 +194,7 @@ class Server(Runner[ShutdownSummary]):
         A shorter `timeout_s` brings the deadline closer (a second SIGTERM: finish now, hand everything back).
         """
         if not self.started:
-            return ShutdownSummary(0, 0, 0, 0, 0, timed_out=False, duration_s=0.0)
+            return _NOTHING_HAPPENED
         await self.drain(timeout_s)
         return await self.wait()
 

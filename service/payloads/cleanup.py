@@ -28,20 +28,17 @@ class PayloadCleanup(PipelineObserver):
     `PayloadObserver.orphaned`), for an S3 lifecycle rule to expire. The `deleted` hook only queues the
     object (at most `max_pending`; beyond that, orphans); `concurrency` workers of the task that `start`
     creates delete them. `shutdown(timeout_s)` flushes the queue within `timeout_s`; what is left is orphaned.
-    Every other hook is passed on to `inner`.
     """
 
     def __init__(
         self,
         store: S3Store,
         *,
-        inner: PipelineObserver | None = None,
         observer: PayloadObserver | None = None,
         max_pending: int = DEFAULT_MAX_PENDING,
         concurrency: int = DEFAULT_CLEANUP_CONCURRENCY,
     ) -> None:
         self._store = store
-        self.inner = inner or PipelineObserver()
         self._observer = observer or PayloadObserver()
         self._queue: asyncio.Queue[S3Payload] = asyncio.Queue(max_pending)
         self._concurrency = concurrency
@@ -73,35 +70,10 @@ class PayloadCleanup(PipelineObserver):
         self._orphan_queued()
 
     def deleted(self, messages: Sequence[Message]) -> None:
-        """Queue the payload objects of these deleted messages, then tell the inner observer."""
+        """Queue the payload objects of these deleted messages."""
         for message in messages:
             if message.s3_payload is not None:
                 self._queue_delete(message.s3_payload)
-        self.inner.deleted(messages)
-
-    def received(self, messages: Sequence[Message], duration_s: float) -> None:
-        """Passed on to the inner observer."""
-        self.inner.received(messages, duration_s)
-
-    def receive_failed(self, error: Exception, duration_s: float) -> None:
-        """Passed on to the inner observer."""
-        self.inner.receive_failed(error, duration_s)
-
-    def handled(self, message: Message, duration_s: float, error: BaseException | None) -> None:
-        """Passed on to the inner observer."""
-        self.inner.handled(message, duration_s, error)
-
-    def retry_scheduled(self, message: Message, delay_s: int) -> None:
-        """Passed on to the inner observer."""
-        self.inner.retry_scheduled(message, delay_s)
-
-    def released(self, messages: Sequence[Message]) -> None:
-        """Passed on to the inner observer."""
-        self.inner.released(messages)
-
-    def visibility_extended(self, messages: Sequence[Message], timeout_s: int) -> None:
-        """Passed on to the inner observer."""
-        self.inner.visibility_extended(messages, timeout_s)
 
     def _queue_delete(self, payload: S3Payload) -> None:
         if self._closed:

@@ -30,7 +30,7 @@ class S3Payloads(Lifecycle):
 
     - `wrap_handler(handler)`: a Handler that reads an offloaded body from S3 before `handler` sees it.
     - `offloader`: the Publisher's offload step (`Publisher(offload=...)`); bodies up to `max_body_bytes`.
-    - `observe(inner)`: the Server's observer; with `delete_payloads`, it deletes a message's payload
+    - `observers`: the Server's observers to add; with `delete_payloads`, one deletes a message's payload
       object after SQS deleted the message (SQS first, then S3).
 
     `start` opens the S3 client (unless one is given; `instrument_client` gets the one it opens) and the
@@ -77,12 +77,10 @@ class S3Payloads(Lifecycle):
         """`handler`, given the body from S3 for messages that carry a pointer."""
         return PayloadResolver(handler, self.store, observer=self._observer)
 
-    def observe(self, inner: PipelineObserver | None) -> PipelineObserver | None:
-        """The Server's observer: `inner`, and the payload deletion after each SQS deletion when enabled."""
-        if self._cleanup is None:
-            return inner
-        self._cleanup.inner = inner or PipelineObserver()
-        return self._cleanup
+    @property
+    def observers(self) -> list[PipelineObserver]:
+        """The Server's observers this adds: the payload deletion after each SQS deletion, when enabled."""
+        return [] if self._cleanup is None else [self._cleanup]
 
     def stats(self) -> dict[str, int]:
         """Payload objects deleted and orphaned since start."""

@@ -20,6 +20,7 @@ from service.app.config import Settings
 from service.app.runtime import Runtime
 from service.consumer.health import READY_MAX_RECEIVE_ERRORS
 from service.errors import PublishError
+from tests.support.runtime import started
 from tests.support.sqs import QueueFactory, drain_queue, queue_counts, until
 
 if TYPE_CHECKING:
@@ -32,10 +33,8 @@ BASE = Settings(admin_port=0, wait_time_seconds=1, deletion_interval_s=0.5, drai
 @pytest.fixture
 async def service(make_queue: QueueFactory) -> AsyncIterator[Runtime]:
     """A Runtime whose Server and Publisher run on a fresh queue, without its HTTP server or signals."""
-    runtime = Runtime(dataclasses.replace(BASE, queue_url=await make_queue()), router, handle_signals=False)
-    await runtime.start()
-    yield runtime
-    await runtime.drain()
+    async with started(dataclasses.replace(BASE, queue_url=await make_queue())) as running:
+        yield running
 
 
 def client_for(runtime: Runtime, **settings: Any) -> httpx.AsyncClient:

@@ -14,6 +14,7 @@ from service.app.admin import create_app
 from service.app.config import Settings
 from service.app.runtime import Runtime
 from service.publishing.publisher import Publisher
+from tests.support.runtime import started
 from tests.support.sqs import QueueFactory, queue_counts
 
 if TYPE_CHECKING:
@@ -24,10 +25,8 @@ BASE = Settings(admin_port=0, wait_time_seconds=1, deletion_interval_s=0.5, drai
 
 @pytest.fixture
 async def runtime(make_queue: QueueFactory) -> AsyncIterator[Runtime]:
-    runtime = Runtime(dataclasses.replace(BASE, queue_url=await make_queue()), router, handle_signals=False)
-    await runtime.start()
-    yield runtime
-    await runtime.drain()
+    async with started(dataclasses.replace(BASE, queue_url=await make_queue())) as running:
+        yield running
 
 
 def client_for(runtime: Runtime) -> httpx.AsyncClient:

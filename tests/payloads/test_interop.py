@@ -66,7 +66,7 @@ async def test_a_message_the_library_sends_is_handled_with_its_full_body(
     payloads = S3Payloads(bucket, client=s3)
     async with (
         payloads,
-        Server(url, payloads.wrap_handler(handler), observer=payloads.observe(None), deletion_interval_s=0.2) as server,
+        Server(url, payloads.wrap_handler(handler), observer=payloads.observers, deletion_interval_s=0.2) as server,
     ):
         await until(lambda: server.health.deleted >= 1, what="the message deleted")
     seen_body, seen_attributes, seen_key = seen[0]

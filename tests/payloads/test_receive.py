@@ -50,7 +50,7 @@ async def consuming(
         Server(
             url,
             payloads.wrap_handler(handler),
-            observer=payloads.observe(None),
+            observer=payloads.observers,
             wait_time_seconds=1,
             deletion_interval_s=0.2,
             error_handler=None if errors is None else errors.append,
@@ -184,7 +184,7 @@ async def test_s3_outage_on_delete_leaves_the_message_deleted_and_the_orphan_cou
             Server(
                 url,
                 resolving.wrap_handler(handler),
-                observer=payloads.observe(None),
+                observer=payloads.observers,
                 wait_time_seconds=1,
                 deletion_interval_s=0.2,
             ) as server,

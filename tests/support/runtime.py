@@ -57,3 +57,14 @@ async def publish(client: httpx.AsyncClient, *messages: Mapping[str, Any]) -> li
     response = await client.post("/publish", json={"messages": list(messages)})
     assert response.status_code == 200, response.text
     return [result["message_id"] for result in response.json()["results"]]
+
+
+@asynccontextmanager
+async def started(settings: Settings, handler: Handler | SyncHandler = router) -> AsyncIterator[Runtime]:
+    """A Runtime whose Server and Publisher run, without its HTTP server or signals; drained at the end."""
+    runtime = Runtime(settings, handler, handle_signals=False)
+    await runtime.start()
+    try:
+        yield runtime
+    finally:
+        await runtime.drain()

@@ -143,9 +143,7 @@ class _Endpoints:
 
     async def errors(self, request: Request) -> Response:
         """The last handler errors, newest first."""
-        operations = self._service.operations
-        recent = [] if operations.errors is None else operations.errors.recent()
-        return JSONResponse({"errors": recent})
+        return JSONResponse({"errors": self._service.operations.errors.recent()})
 
 
 def path_items(guard: BearerGuard) -> dict[str, Any]:
