@@ -124,6 +124,19 @@ class RouteError(MQError):
         self.route = route
 
 
+class BatchItemFailed(MQError):
+    """A batch handler reported this message as failed (returned it among the failures)."""
+
+    def __init__(self, message_id: str) -> None:
+        super().__init__(f"the batch handler reported message {message_id} as failed")
+        self.message_id = message_id
+
+
+class BatchResultError(MQError):
+    """A batch handler's answer cannot be read (it names a message not in its batch, or is of the wrong type):
+    every message of the batch counts as failed."""
+
+
 class PublishError(SQSError):
     """A message could not be published; `sender_fault` tells whether the request was at fault."""
 

@@ -6,12 +6,14 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from service.aio.channel import Channel
+from service.consumer.batching import BatchHandler, Outcome
 from service.consumer.deleter import Deleter
+from service.consumer.gathering import BatchingProcessor
 from service.consumer.handler import Handler
 from service.consumer.health import Health, ShutdownSummary
 from service.consumer.ledger import Ledger
@@ -36,6 +38,12 @@ Middleware = Callable[[Handler], Handler]
 """Wraps the handling step (handler, then deletion or retry delay) of every message; tracing uses it.
 The wrapped step raises what the handler raised, after the message was settled."""
 
+BatchStep = Callable[[BatchHandler, list[Message]], Awaitable[list[Outcome]]]
+"""The handling step of a batch: the batch handler, then each message's deletion, retry delay or hand-back;
+it returns each message's outcome (None for success)."""
+BatchMiddleware = Callable[[BatchStep], BatchStep]
+"""Wraps the handling step of every batch, as `Middleware` does for single messages; tracing uses it."""
+
 
 @dataclass(frozen=True)
 class Parts:
@@ -44,18 +52,19 @@ class Parts:
     queue_url: str
     settings: ServerSettings
     handler: Handler
-    processor: Processor
+    processor: Processor | BatchingProcessor
     ledger: Ledger
     health: Health
     observers: Observers
     on_error: ErrorHandler
     retry_policy: RetryPolicy | None
     middleware: Middleware | None
+    batch_middleware: BatchMiddleware | None = None
 
 
-def receive_loops(processor: Processor, settings: ServerSettings) -> int:
-    """Enough receive loops to keep the processor fed, at most MAX_RECEIVE_LOOPS."""
-    return min(MAX_RECEIVE_LOOPS, math.ceil(processor.capacity / settings.max_number_of_messages) + 1)
+def receive_loops(capacity: int, settings: ServerSettings) -> int:
+    """Enough receive loops to keep a processor of `capacity` fed, at most MAX_RECEIVE_LOOPS."""
+    return min(MAX_RECEIVE_LOOPS, math.ceil(capacity / settings.max_number_of_messages) + 1)
 
 
 class Pipeline:
@@ -68,6 +77,10 @@ class Pipeline:
         self._on_error = parts.on_error
         settings = parts.settings
         self._step = self._handle if parts.middleware is None else parts.middleware(self._handle)
+        self._batch_step = (
+            self._handle_batch if parts.batch_middleware is None else parts.batch_middleware(self._handle_batch)
+        )
+        self._fifo = parts.queue_url.endswith(".fifo")
         self.cancelled = 0
         self.visibility = Visibility(
             client,
@@ -125,6 +138,21 @@ class Pipeline:
                 self._on_error(HandlerError(message.message_id, exc))
         self._ledger.settle(message)  # not handled: its visibility timeout brings it back
 
+    async def process_batch(self, handler: BatchHandler, batch: list[Message]) -> set[Message]:
+        """What the batching processor calls for each batch; returns the messages that succeeded."""
+        started = [message for message in batch if self._ledger.start(message)]
+        if not started:
+            return set()  # all handed back while they were gathered
+        try:
+            outcomes = await self._batch_step(handler, started)
+        except asyncio.CancelledError:
+            for message in started:
+                if self._ledger.is_handling(message):
+                    self.cancelled += 1
+                    self.release(message)
+            raise
+        return {message for message, outcome in zip(started, outcomes, strict=True) if outcome is None}
+
     def summary(self, *, timed_out: bool, duration_s: float) -> ShutdownSummary:
         """What became of the messages so far."""
         h = self._parts.health
@@ -166,6 +194,29 @@ class Pipeline:
             self.deleter.put_nowait(message)  # handled: it must still be deleted
             raise
 
+    async def _handle_batch(self, handler: BatchHandler, batch: list[Message]) -> list[Outcome]:
+        """The handling step of a batch (which batch middleware wraps): the batch handler, then each message's
+        deletion or retry delay; on a FIFO queue a group's messages after its first failure are handed back."""
+        started = time.monotonic()
+        outcomes = await handler.run(batch)
+        duration_s = time.monotonic() - started
+        stopped: set[str] = set()  # FIFO groups with a failure earlier in this batch
+        for i, (message, outcome) in enumerate(zip(batch, outcomes, strict=True)):
+            group_id = message.group_id if self._fifo else None
+            if group_id is not None and group_id in stopped:
+                outcomes[i] = _HANDED_BACK
+                self.release(message)
+            elif outcome is None:
+                self._ledger.settle(message)
+                self._observers.handled(message, duration_s, None)
+                self.deleter.put_nowait(message)
+            else:
+                if group_id is not None:
+                    stopped.add(group_id)
+                self._ledger.settle(message)
+                self._failed(message, outcome, duration_s)
+        return outcomes
+
     def _failed(self, message: Message, exc: Exception, duration_s: float) -> None:
         self._observers.handled(message, duration_s, exc)
         self._on_error(HandlerError(message.message_id, exc))
@@ -176,3 +227,7 @@ class Pipeline:
         if delay_s is not None:
             self.visibility.schedule(message, delay_s, "retry")
             self._observers.retry_scheduled(message, delay_s)
+
+
+# The outcome of a FIFO message handed back because an earlier message of its group failed in the same batch.
+_HANDED_BACK = RuntimeError("handed back: an earlier message of its group failed in this batch")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+from service.consumer.batching import BatchHandler, single
 from service.consumer.handler import Handler, SyncHandler, as_handler
 from service.consumer.message import Message
 from service.errors import ConfigError, RouteError
 
 Resolver = Callable[[Message], str | None]
+RouteHandler = Handler | SyncHandler | BatchHandler
+"""What a route runs: a handler of one message (async or sync) or a batch handler (`service.batch`)."""
 
 
 def route_attribute(message: Message) -> str | None:
@@ -21,23 +24,33 @@ class Router:
 
     A message with no key or an unknown key goes to `fallback` when one is set; otherwise the Router raises
     RouteError, so the message stays in the queue to be retried and, in the end, reaches its dead-letter queue.
+
+    A route may take a batch handler (`service.batch(fn, ...)`): a Server then gathers each batch route's
+    messages into batches of their own, each route with its own `max_messages` and batching window, and runs
+    the single-message routes as batches of one; the Server's `concurrency` counts batches of every route.
     """
 
-    def __init__(self, *, resolver: Resolver = route_attribute, fallback: Handler | SyncHandler | None = None) -> None:
+    def __init__(self, *, resolver: Resolver = route_attribute, fallback: RouteHandler | None = None) -> None:
         self.resolver = resolver
-        self.fallback = None if fallback is None else as_handler(fallback)
-        self._routes: dict[str, Handler] = {}
+        self._fallback: _Route | None = None if fallback is None else _Route(fallback)
+        self._routes: dict[str, _Route] = {}
+        self._unrouted = BatchHandler(self._no_route, max_messages=1, max_wait_s=0.0, name="no route")
 
-    def handle(self, route: str, handler: Handler | SyncHandler) -> None:
+    @property
+    def fallback(self) -> Handler | None:
+        """The handler of messages with no key or an unknown key, if any."""
+        return None if self._fallback is None else self._fallback.call
+
+    def handle(self, route: str, handler: RouteHandler) -> None:
         """Register `handler` for `route` (replacing any previous one)."""
         if not route:
             raise ConfigError("route", route, "a non-empty route name")
-        self._routes[route] = as_handler(handler)
+        self._routes[route] = _Route(handler)
 
-    def route(self, route: str) -> Callable[[Handler | SyncHandler], Handler | SyncHandler]:
+    def route(self, route: str) -> Callable[[RouteHandler], RouteHandler]:
         """Decorator form of `handle`."""
 
-        def register(handler: Handler | SyncHandler) -> Handler | SyncHandler:
+        def register(handler: RouteHandler) -> RouteHandler:
             self.handle(route, handler)
             return handler
 
@@ -48,12 +61,62 @@ class Router:
         """The registered routes."""
         return sorted(self._routes)
 
+    @property
+    def batching(self) -> bool:
+        """True when a route (or the fallback) takes batches."""
+        return any(r.batched for r in self._all_routes())
+
+    @property
+    def max_batch_messages(self) -> int:
+        """The largest batch any route gathers."""
+        return max((r.batches.max_messages for r in self._all_routes()), default=1)
+
+    def batch_handler_for(self, message: Message) -> BatchHandler:
+        """The batch handler that takes `message` (a single-message route's as a batch of one)."""
+        route = self._route_of(message)
+        return self._unrouted if route is None else route.batches
+
     async def __call__(self, message: Message) -> None:
-        """Handle `message` with the handler of its route."""
+        """Handle `message` with the handler of its route (a batch route's as a batch of one)."""
+        route = self._route_of(message)
+        if route is None:
+            raise RouteError(self.resolver(message))
+        await route.call(message)
+
+    def _route_of(self, message: Message) -> _Route | None:
         key = self.resolver(message)
-        handler = self._routes.get(key) if key is not None else None
-        if handler is None:
-            if self.fallback is None:
-                raise RouteError(key)
-            handler = self.fallback
-        await handler(message)
+        route = self._routes.get(key) if key is not None else None
+        return self._fallback if route is None else route
+
+    def _all_routes(self) -> list[_Route]:
+        return [*self._routes.values(), *([] if self._fallback is None else [self._fallback])]
+
+    async def _no_route(self, messages: Sequence[Message]) -> dict[Message, Exception]:
+        return {message: RouteError(self.resolver(message)) for message in messages}
+
+
+class _Route:
+    """A route's handler in both shapes: per message (`call`) and per batch (`batches`)."""
+
+    __slots__ = ("batched", "batches", "call")
+
+    def __init__(self, handler: RouteHandler) -> None:
+        self.batched = isinstance(handler, BatchHandler)
+        if isinstance(handler, BatchHandler):
+            self.batches = handler
+            self.call = _one_of(handler)
+        else:
+            self.call = as_handler(handler)
+            self.batches = single(self.call)
+
+
+def _one_of(handler: BatchHandler) -> Handler:
+    """A batch handler called with a batch of one; raises that message's failure."""
+
+    async def one(message: Message) -> None:
+        (outcome,) = await handler.run([message])
+        if outcome is not None:
+            raise outcome
+
+    one.__name__ = handler.__name__
+    return one

@@ -6,21 +6,31 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import TYPE_CHECKING, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 
 from service.aio.lifecycle import Runner
+from service.consumer.batching import BatchHandler
+from service.consumer.gathering import BatchingProcessor
 from service.consumer.handler import Handler, SyncHandler, as_handler
 from service.consumer.health import Health, HealthObserver, ShutdownSummary
 from service.consumer.ledger import Ledger
 from service.consumer.observer import PipelineObserver
-from service.consumer.pipeline import DEFAULT_FLUSH_TIMEOUT_S, Middleware, Parts, Pipeline, receive_loops
+from service.consumer.pipeline import (
+    DEFAULT_FLUSH_TIMEOUT_S,
+    BatchMiddleware,
+    Middleware,
+    Parts,
+    Pipeline,
+    receive_loops,
+)
 from service.consumer.processors import Processor, make_processor
 from service.consumer.reporting import ErrorHandler, Observers, guarded, log_error
 from service.consumer.retry import DEFAULT_RETRY_POLICY, RetryPolicy
+from service.consumer.router import Router
 from service.consumer.settings import ServerOptions, ServerSettings
 from service.sqs.client import create_client
 
@@ -77,7 +87,7 @@ class Server(Runner[ShutdownSummary]):
     def __init__(
         self,
         queue_url: str,
-        handler: Handler | SyncHandler,
+        handler: Handler | SyncHandler | BatchHandler,
         settings: ServerSettings | None = None,
         *,
         client: SQSClient | None = None,
@@ -85,14 +95,17 @@ class Server(Runner[ShutdownSummary]):
         error_handler: ErrorHandler | None = None,
         observer: PipelineObserver | Sequence[PipelineObserver] | None = None,
         middleware: Middleware | None = None,
+        batch_middleware: BatchMiddleware | None = None,
         instrument_client: Callable[[SQSClient], None] | None = None,
         **options: Unpack[ServerOptions],
     ) -> None:
         super().__init__()
         self.settings = replace(settings or ServerSettings(), **options) if options else settings or ServerSettings()
         self.queue_url = queue_url
-        self.handler = as_handler(handler)
-        self.processor: Processor = make_processor(self.settings.processor, self.settings.concurrency)
+        self.handler = _single_handler(handler)
+        self.processor: Processor | BatchingProcessor = _batching(
+            handler, self.settings.concurrency, fifo=queue_url.endswith(".fifo")
+        ) or make_processor(self.settings.processor, self.settings.concurrency)
         self.retry_policy = retry_policy
         self.health = Health()
         self._client = client
@@ -111,6 +124,7 @@ class Server(Runner[ShutdownSummary]):
             on_error=guarded(error_handler or log_error, self._observers.hook_errors),
             retry_policy=retry_policy,
             middleware=middleware,
+            batch_middleware=batch_middleware,
         )
         self._pipeline: Pipeline | None = None
         self._paused_since: float | None = None
@@ -227,7 +241,7 @@ class Server(Runner[ShutdownSummary]):
             async with AsyncExitStack() as stack:
                 client = self._client
                 if client is None:
-                    pool = receive_loops(self.processor, self.settings) + 16
+                    pool = self._receive_loops() + 16
                     client = await stack.enter_async_context(
                         create_client(self.queue_url, max_pool_connections=pool, kind=self.settings.sqs_client)
                     )
@@ -242,8 +256,8 @@ class Server(Runner[ShutdownSummary]):
     async def _run(self, pipeline: Pipeline, started: asyncio.Future[None]) -> ShutdownSummary:
         async with asyncio.TaskGroup() as group:
             stages = _Stages(
-                receiving=group.create_task(pipeline.receiver.run(receive_loops(self.processor, self.settings))),
-                processing=group.create_task(self.processor.run(pipeline.messages, pipeline.process)),
+                receiving=group.create_task(pipeline.receiver.run(self._receive_loops())),
+                processing=group.create_task(self._process(pipeline)),
                 deleting=group.create_task(pipeline.deleter.run()),
                 changing=group.create_task(pipeline.visibility.run()),
                 heartbeat=group.create_task(pipeline.visibility.heartbeat())
@@ -289,6 +303,14 @@ class Server(Runner[ShutdownSummary]):
         _log.info("server stopped", extra=summary.as_dict())
         return summary
 
+    def _receive_loops(self) -> int:
+        return receive_loops(self.processor.capacity, self.settings)
+
+    def _process(self, pipeline: Pipeline) -> Coroutine[Any, Any, None]:
+        if isinstance(self.processor, BatchingProcessor):
+            return self.processor.run(pipeline.messages, pipeline.process_batch, pipeline.release)
+        return self.processor.run(pipeline.messages, pipeline.process)
+
     async def _until_deadline(self, task: asyncio.Task[None], deadline: Callable[[], float], *, cancel: bool) -> bool:
         """Wait for `task` until `deadline()` (which `hurry` may bring closer); False if the deadline passed."""
         try:
@@ -319,6 +341,26 @@ async def _flush(task: asyncio.Future[None], what: str) -> None:
     if unflushed:
         _log.error("pending %s were not flushed in time", what)
         task.cancel()
+
+
+def _single_handler(handler: Handler | SyncHandler | BatchHandler) -> Handler:
+    """The per-message Handler: a batch handler is called with a batch of one."""
+    if isinstance(handler, BatchHandler):
+        return Router(fallback=handler)
+    return as_handler(handler)
+
+
+def _batching(
+    handler: Handler | SyncHandler | BatchHandler, concurrency: int, *, fifo: bool
+) -> BatchingProcessor | None:
+    """The batching processor for a batch handler, or a Router with batch routes; None for other handlers."""
+    if isinstance(handler, BatchHandler):
+        return BatchingProcessor(concurrency, lambda _: handler, max_messages=handler.max_messages, fifo=fifo)
+    if isinstance(handler, Router) and handler.batching:
+        return BatchingProcessor(
+            concurrency, handler.batch_handler_for, max_messages=handler.max_batch_messages, fifo=fifo
+        )
+    return None
 
 
 def _loop_time(monotonic: float) -> float:
