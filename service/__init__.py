@@ -1,6 +1,7 @@
 """mq-service: consume SQS queues with a bounded asyncio pipeline; publish to them in batches."""
 
 from service.aio.backoff import Backoff
+from service.consumer.batching import MAX_BATCH_MESSAGES, MAX_BATCH_WAIT_S, BatchHandler, batch
 from service.consumer.group import ServerGroup
 from service.consumer.handler import Handler, SyncHandler
 from service.consumer.health import Health, ShutdownSummary
@@ -32,6 +33,8 @@ from service.consumer.settings import (
     ServerSettings,
 )
 from service.errors import (
+    BatchItemFailed,
+    BatchResultError,
     ClosedError,
     ConfigError,
     DeleteError,
@@ -61,11 +64,16 @@ __all__ = [
     "DEFAULT_VISIBILITY_TIMEOUT",
     "DEFAULT_WAIT_TIME_SECONDS",
     "MAX_BATCH_BYTES",
+    "MAX_BATCH_MESSAGES",
+    "MAX_BATCH_WAIT_S",
     "MAX_MESSAGE_BYTES",
     "MAX_VISIBILITY_TIMEOUT",
     "MESSAGE_ATTRIBUTE_NAME_PARTITION_KEY",
     "MESSAGE_ATTRIBUTE_NAME_ROUTE",
     "Backoff",
+    "BatchHandler",
+    "BatchItemFailed",
+    "BatchResultError",
     "BoundedProcessor",
     "ClosedError",
     "ConfigError",
@@ -98,4 +106,5 @@ __all__ = [
     "SyncHandler",
     "UnboundedProcessor",
     "VisibilityError",
+    "batch",
 ]

@@ -15,7 +15,7 @@ from service.app.config import ENV_VARIABLES, Settings, flag_for, load_handler, 
 from service.app.listener import bind_admin
 from service.app.logs import setup_logging
 from service.app.runtime import Runtime
-from service.consumer.handler import Handler, SyncHandler
+from service.consumer.batching import AnyHandler
 from service.errors import ConfigError
 from service.sqs.local import BUCKET_NAME, LocalSQS
 from service.telemetry import Telemetry, TraceContextLogFilter
@@ -111,7 +111,7 @@ def _config_error(error: ConfigError) -> int:
 
 async def serve(
     settings: Settings,
-    handler: Handler | SyncHandler,
+    handler: AnyHandler,
     *,
     hooks: Hooks | HooksFactory | None = None,
     handle_signals: bool = True,

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, cast
 
-from service.consumer.handler import Handler, SyncHandler
+from service.consumer.batching import AnyHandler, BatchHandler
 from service.consumer.processors import PROCESSOR_NAMES, ProcessorName
 from service.consumer.settings import INTEGER_RANGES, SETTING_NAMES, ServerSettings
 from service.errors import MAX_VISIBILITY_TIMEOUT, ConfigError
@@ -109,7 +109,7 @@ def flag_for(variable: str) -> str:
     return "--" + variable.removeprefix("MQ_").lower().replace("_", "-")
 
 
-def load_handler(path: str, *, variable: str = "MQ_HANDLER") -> Handler | SyncHandler:
+def load_handler(path: str, *, variable: str = "MQ_HANDLER") -> AnyHandler:
     """Import `module:attribute` and return the handler it names; any failure is a ConfigError."""
     module_name, _, attribute = path.partition(":")
     try:
@@ -120,9 +120,13 @@ def load_handler(path: str, *, variable: str = "MQ_HANDLER") -> Handler | SyncHa
         if not hasattr(target, part):
             raise ConfigError(variable, path, f"an importable module:attribute ({module_name} has no {attribute})")
         target = getattr(target, part)
+    if isinstance(target, BatchHandler):
+        return target
     if not callable(target):
-        raise ConfigError(variable, path, "a callable handler (a Router, an async or a plain function)")
-    return cast(Handler | SyncHandler, target)
+        raise ConfigError(
+            variable, path, "a handler (a Router, an async or a plain function, or a batch handler from service.batch)"
+        )
+    return cast(AnyHandler, target)
 
 
 def _lookup(variable: str, environ: Mapping[str, str], overrides: Mapping[str, str]) -> tuple[str, str]:

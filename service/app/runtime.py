@@ -26,7 +26,8 @@ from service.app.admin import create_app
 from service.app.config import Settings
 from service.app.listener import bind_admin
 from service.app.operations import Operations
-from service.consumer.handler import Handler, SyncHandler, as_handler
+from service.consumer.batching import AnyHandler
+from service.consumer.router import wrap_handlers
 from service.consumer.server import Server
 from service.payloads.payloads import S3Payloads
 from service.publishing.publisher import Publisher
@@ -56,7 +57,7 @@ class Runtime:
     def __init__(
         self,
         settings: Settings,
-        handler: Handler | SyncHandler,
+        handler: AnyHandler,
         *,
         queue_url: str | None = None,
         hooks: Hooks | HooksFactory | None = None,
@@ -78,7 +79,7 @@ class Runtime:
             instrument_client=self.hooks.instrument_client,
         )
         self.payloads = _payloads(settings, self.hooks)
-        self.server = self._server(as_handler(handler))
+        self.server = self._server(handler)
         self.publisher = self._publisher()
         self.admin_url = ""
         self.crashed = False
@@ -90,13 +91,14 @@ class Runtime:
         self._stop = asyncio.Event()
         self._components = AsyncExitStack()
 
-    def _server(self, handler: Handler) -> Server:
+    def _server(self, handler: AnyHandler) -> Server:
         """The consumer: the handler and the observer wrapped by telemetry, the operator's ring and S3 payloads."""
         hooks, payloads = self.hooks, self.payloads
-        handler = handler if hooks.wrap_handler is None else hooks.wrap_handler(handler)
+        if hooks.wrap_handler is not None:
+            handler = wrap_handlers(handler, hooks.wrap_handler)
         return Server(
             self.queue_url,
-            handler if payloads is None else payloads.wrap_handler(handler),
+            handler if payloads is None else wrap_handlers(handler, payloads.wrap_handler, payloads.wrap_batch),
             self.settings.server_settings(),
             observer=[
                 self.operations.errors,
@@ -104,6 +106,7 @@ class Runtime:
                 *([] if hooks.observer is None else [hooks.observer]),
             ],
             middleware=hooks.server_middleware,
+            batch_middleware=hooks.server_batch_middleware,
             instrument_client=hooks.instrument_client,
         )
 

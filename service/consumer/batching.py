@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import TypeAlias
+from typing import TypeAlias, overload
 
 from service.consumer.handler import Handler, SyncHandler, as_handler, is_async
 from service.consumer.message import Message
@@ -20,6 +20,8 @@ each failed message to how it failed (`Retry`, `Reject` or any other exception).
 
 BatchFn: TypeAlias = Callable[[Sequence[Message]], Awaitable[BatchResult]]
 SyncBatchFn: TypeAlias = Callable[[Sequence[Message]], BatchResult]
+AnyHandler: TypeAlias = "Handler | SyncHandler | BatchHandler"
+"""What a Server runs: a handler of one message (async or sync), or a batch handler."""
 Outcome: TypeAlias = "Exception | None"
 """One message's outcome in a batch: None for success, else how it failed."""
 
@@ -50,10 +52,23 @@ class BatchHandler:
             return [exc] * len(messages)  # nothing is deleted when the answer cannot be read
 
 
+@overload
 def batch(
     fn: BatchFn | SyncBatchFn, *, max_messages: int = DEFAULT_BATCH_MESSAGES, max_wait_s: float = 0.0
-) -> BatchHandler:
-    """Make `fn` (sync or async, taking a sequence of Messages) a handler that the Server calls with batches.
+) -> BatchHandler: ...
+
+
+@overload
+def batch(
+    fn: None = None, *, max_messages: int = DEFAULT_BATCH_MESSAGES, max_wait_s: float = 0.0
+) -> Callable[[BatchFn | SyncBatchFn], BatchHandler]: ...
+
+
+def batch(
+    fn: BatchFn | SyncBatchFn | None = None, *, max_messages: int = DEFAULT_BATCH_MESSAGES, max_wait_s: float = 0.0
+) -> BatchHandler | Callable[[BatchFn | SyncBatchFn], BatchHandler]:
+    """Make `fn` (sync or async, taking a sequence of Messages) a handler that the Server calls with batches;
+    without `fn`, a decorator (`@batch(max_messages=100, max_wait_s=1)`).
 
     The Server gathers up to `max_messages` messages (1 to 10,000) for at most `max_wait_s` seconds (0 to
     300; 0: whatever one receive brought) and runs up to `concurrency` batches at once. `fn` returns None
@@ -68,8 +83,13 @@ def batch(
         or not 0 <= max_wait_s <= MAX_BATCH_WAIT_S
     ):
         raise ConfigError("max_wait_s", max_wait_s, f"a number of seconds from 0 to {MAX_BATCH_WAIT_S:g}")
-    name = getattr(fn, "__name__", type(fn).__name__)
-    return BatchHandler(_as_async(fn), max_messages=max_messages, max_wait_s=float(max_wait_s), name=name)
+    wait_s = float(max_wait_s)
+
+    def make(fn: BatchFn | SyncBatchFn) -> BatchHandler:
+        name = getattr(fn, "__name__", type(fn).__name__)
+        return BatchHandler(_as_async(fn), max_messages=max_messages, max_wait_s=wait_s, name=name)
+
+    return make if fn is None else make(fn)
 
 
 def single(handler: Handler | SyncHandler) -> BatchHandler:
@@ -109,6 +129,10 @@ def outcomes(messages: Sequence[Message], result: BatchResult) -> list[Outcome]:
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _check_member(message: object, members: set[Message]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
@@ -51,9 +52,8 @@ class _Batches:
         self._handler_for = processor._handler_for
         self._process = process
         self._release = release
-        self._loop = asyncio.get_running_loop()
-        # Per handler, the gathered messages with the loop time each arrived, oldest first.
-        self._pending: dict[BatchHandler, deque[tuple[float, Message]]] = {}
+        # Per handler, the gathered messages, oldest first (their `received_at` opens the batching window).
+        self._pending: dict[BatchHandler, deque[Message]] = {}
         self._busy_groups: set[str] = set()
         self._running = 0
         self._ended = False
@@ -66,7 +66,7 @@ class _Batches:
                 pending = self._pending.get(handler)
                 if pending is None:
                     pending = self._pending[handler] = deque()
-                pending.append((self._loop.time(), message))
+                pending.append(message)
                 if not len(messages):  # what the receive brought is all in: the dispatcher may look now
                     self._wake.set()
         finally:
@@ -75,14 +75,13 @@ class _Batches:
 
     async def dispatch(self, group: asyncio.TaskGroup) -> None:
         while True:
-            now = self._loop.time()
-            self._start_ready(group, now)
+            self._start_ready(group, time.monotonic())
             if self._ended and not self._pending and self._running == 0:
                 return
             self._wake.clear()
             deadline = self._next_window() if self._running < self._processor.concurrency else None
             try:
-                async with asyncio.timeout_at(deadline):
+                async with asyncio.timeout_at(None if deadline is None else _loop_time(deadline)):
                     await self._wake.wait()
             except TimeoutError:
                 pass
@@ -92,7 +91,9 @@ class _Batches:
             while self._running < self._processor.concurrency:
                 pending = self._pending.get(handler)
                 if not pending or not (
-                    self._ended or len(pending) >= handler.max_messages or now >= pending[0][0] + handler.max_wait_s
+                    self._ended
+                    or len(pending) >= handler.max_messages
+                    or now >= pending[0].received_at + handler.max_wait_s
                 ):
                     break
                 batch = self._take(handler, pending)
@@ -101,18 +102,26 @@ class _Batches:
                 self._running += 1
                 group.create_task(self._run(handler, batch))
 
-    def _take(self, handler: BatchHandler, pending: deque[tuple[float, Message]]) -> list[Message]:
+    def _take(self, handler: BatchHandler, pending: deque[Message]) -> list[Message]:
         limit = handler.max_messages
+        # Without a window, a batch is what one receive brought (its messages share their `received_at`).
+        receive = pending[0].received_at if handler.max_wait_s == 0 else None
         if not self._processor.fifo:
-            batch = [pending.popleft()[1] for _ in range(min(limit, len(pending)))]
+            batch: list[Message] = []
+            while pending and len(batch) < limit and (receive is None or pending[0].received_at == receive):
+                batch.append(pending.popleft())
         else:
-            batch, kept = [], deque[tuple[float, Message]]()
-            for item in pending:
-                group_id = item[1].group_id
-                if len(batch) < limit and (group_id is None or group_id not in self._busy_groups):
-                    batch.append(item[1])
+            batch, kept = [], deque[Message]()
+            for message in pending:
+                group_id = message.group_id
+                if (
+                    len(batch) < limit
+                    and (group_id is None or group_id not in self._busy_groups)
+                    and (receive is None or message.received_at == receive)
+                ):
+                    batch.append(message)
                 else:
-                    kept.append(item)
+                    kept.append(message)
             self._busy_groups.update(m.group_id for m in batch if m.group_id is not None)
             pending.clear()
             pending.extend(kept)
@@ -121,7 +130,7 @@ class _Batches:
         return batch
 
     def _next_window(self) -> float | None:
-        deadlines = [pending[0][0] + handler.max_wait_s for handler, pending in self._pending.items()]
+        deadlines = [pending[0].received_at + handler.max_wait_s for handler, pending in self._pending.items()]
         return min(deadlines) if deadlines else None
 
     async def _run(self, handler: BatchHandler, batch: list[Message]) -> None:
@@ -142,11 +151,15 @@ class _Batches:
             return
         # A group's later messages must not run before its failed one: hand them back, in their order.
         for handler, pending in list(self._pending.items()):
-            kept = deque(item for item in pending if item[1].group_id not in failed)
-            for _, message in pending:
+            kept = deque(message for message in pending if message.group_id not in failed)
+            for message in pending:
                 if message.group_id in failed:
                     self._release(message)
             if kept:
                 self._pending[handler] = kept
             else:
                 del self._pending[handler]
+
+
+def _loop_time(monotonic: float) -> float:
+    return asyncio.get_running_loop().time() + (monotonic - time.monotonic())

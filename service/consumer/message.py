@@ -55,11 +55,12 @@ class Message:
         visibility_timeout: int,
         retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY,
         change_visibility: VisibilityChanger | None = None,
+        received_at: float | None = None,
     ) -> None:
         self.queue_url = queue_url
         self.raw: Mapping[str, Any] = raw
         self.retry_policy = retry_policy
-        self.received_at = time.monotonic()
+        self.received_at = time.monotonic() if received_at is None else received_at
         self.visibility_deadline = self.received_at + visibility_timeout
         self._change_visibility = change_visibility
         # Set when the body came from S3 (an SQS Extended Client pointer): `body` is then the object's content.

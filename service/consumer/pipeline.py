@@ -166,10 +166,11 @@ class Pipeline:
             duration_s=round(duration_s, 3),
         )
 
-    def _message(self, raw: dict[str, Any]) -> Message:
+    def _message(self, raw: dict[str, Any], received_at: float) -> Message:
         return Message(
             self._parts.queue_url,
             raw,
+            received_at=received_at,
             visibility_timeout=self._parts.settings.visibility_timeout,
             retry_policy=self._parts.retry_policy,
             change_visibility=self.visibility.change_now,

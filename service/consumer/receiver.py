@@ -41,7 +41,8 @@ _CREDENTIAL_CODES = {
     "InvalidSecurity",
 }
 
-MessageFactory = Callable[[dict[str, Any]], Message]
+MessageFactory = Callable[[dict[str, Any], float], Message]
+"""Builds a Message from a received entry and the monotonic time of its receive."""
 
 
 class Receiver:
@@ -186,7 +187,8 @@ class Receiver:
 
     def _dispatch(self, raw: tuple[list[dict[str, Any]], float], reserved: int) -> None:
         raw_messages, duration_s = raw
-        messages = [self._make_message(item) for item in raw_messages]
+        received_at = time.monotonic()  # one time for the whole receive: batching tells receives apart by it
+        messages = [self._make_message(item, received_at) for item in raw_messages]
         self._ledger.admit(messages, reserved)
         self._observer.received(messages, duration_s)
         hand_back = self._stopping or self.paused or self._messages.closed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from service.consumer.batching import BatchHandler, single
+from service.consumer.batching import AnyHandler, BatchHandler, single
 from service.consumer.handler import Handler, SyncHandler, as_handler
 from service.consumer.message import Message
 from service.errors import ConfigError, RouteError
@@ -83,6 +83,17 @@ class Router:
             raise RouteError(self.resolver(message))
         await route.call(message)
 
+    def wrapped(
+        self, single: Callable[[Handler], Handler], batches: Callable[[BatchHandler], BatchHandler] | None = None
+    ) -> Router:
+        """A Router with the same routes, each handler wrapped: single-message ones by `single`, batch ones by
+        `batches` (kept as they are when None)."""
+        router = Router(resolver=self.resolver)
+        for name, route in self._routes.items():
+            router._routes[name] = route.wrapped(single, batches)
+        router._fallback = None if self._fallback is None else self._fallback.wrapped(single, batches)
+        return router
+
     def _route_of(self, message: Message) -> _Route | None:
         key = self.resolver(message)
         route = self._routes.get(key) if key is not None else None
@@ -108,6 +119,27 @@ class _Route:
         else:
             self.call = as_handler(handler)
             self.batches = single(self.call)
+
+    def wrapped(
+        self, single: Callable[[Handler], Handler], batches: Callable[[BatchHandler], BatchHandler] | None
+    ) -> _Route:
+        if self.batched:
+            return _Route(self.batches if batches is None else batches(self.batches))
+        return _Route(single(self.call))
+
+
+def wrap_handlers(
+    handler: AnyHandler,
+    single: Callable[[Handler], Handler],
+    batches: Callable[[BatchHandler], BatchHandler] | None = None,
+) -> AnyHandler:
+    """`handler` with every handler in it wrapped: a Router route by route (batch routes stay batch routes),
+    a batch handler by `batches` (as it is when None), any other by `single`."""
+    if isinstance(handler, BatchHandler):
+        return handler if batches is None else batches(handler)
+    if isinstance(handler, Router) and handler.batching:
+        return handler.wrapped(single, batches)
+    return single(as_handler(handler))
 
 
 def _one_of(handler: BatchHandler) -> Handler:

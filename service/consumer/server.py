@@ -13,9 +13,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Unpack
 
 from service.aio.lifecycle import Runner
-from service.consumer.batching import BatchHandler
+from service.consumer.batching import AnyHandler, BatchHandler
 from service.consumer.gathering import BatchingProcessor
-from service.consumer.handler import Handler, SyncHandler, as_handler
+from service.consumer.handler import Handler, as_handler
 from service.consumer.health import Health, HealthObserver, ShutdownSummary
 from service.consumer.ledger import Ledger
 from service.consumer.observer import PipelineObserver
@@ -87,7 +87,7 @@ class Server(Runner[ShutdownSummary]):
     def __init__(
         self,
         queue_url: str,
-        handler: Handler | SyncHandler | BatchHandler,
+        handler: AnyHandler,
         settings: ServerSettings | None = None,
         *,
         client: SQSClient | None = None,
@@ -343,16 +343,14 @@ async def _flush(task: asyncio.Future[None], what: str) -> None:
         task.cancel()
 
 
-def _single_handler(handler: Handler | SyncHandler | BatchHandler) -> Handler:
+def _single_handler(handler: AnyHandler) -> Handler:
     """The per-message Handler: a batch handler is called with a batch of one."""
     if isinstance(handler, BatchHandler):
         return Router(fallback=handler)
     return as_handler(handler)
 
 
-def _batching(
-    handler: Handler | SyncHandler | BatchHandler, concurrency: int, *, fifo: bool
-) -> BatchingProcessor | None:
+def _batching(handler: AnyHandler, concurrency: int, *, fifo: bool) -> BatchingProcessor | None:
     """The batching processor for a batch handler, or a Router with batch routes; None for other handlers."""
     if isinstance(handler, BatchHandler):
         return BatchingProcessor(concurrency, lambda _: handler, max_messages=handler.max_messages, fifo=fifo)

@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING
 
 from service.aio.lifecycle import Lifecycle
 from service.checks import check_range
+from service.consumer.batching import BatchHandler
 from service.consumer.handler import Handler
 from service.consumer.observer import PipelineObserver
 from service.errors import ConfigError
 from service.payloads.cleanup import DEFAULT_CLEANUP_FLUSH_TIMEOUT_S, PayloadCleanup
 from service.payloads.observer import PayloadObserver
 from service.payloads.offload import DEFAULT_MAX_BODY_BYTES, DEFAULT_THRESHOLD_BYTES, Offloader
-from service.payloads.resolve import PayloadResolver
+from service.payloads.resolve import PayloadFetcher, PayloadResolver, resolve_batches
 from service.payloads.store import S3Store, create_s3_client
 from service.publishing.entry import MAX_MESSAGE_BYTES
 
@@ -76,6 +77,10 @@ class S3Payloads(Lifecycle):
     def wrap_handler(self, handler: Handler) -> Handler:
         """`handler`, given the body from S3 for messages that carry a pointer."""
         return PayloadResolver(handler, self.store, observer=self._observer)
+
+    def wrap_batch(self, handler: BatchHandler) -> BatchHandler:
+        """A batch handler, given the bodies from S3 of the messages that carry a pointer."""
+        return resolve_batches(handler, PayloadFetcher(self.store, self._observer))
 
     @property
     def observers(self) -> list[PipelineObserver]:

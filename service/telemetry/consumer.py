@@ -10,9 +10,11 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
 
+from service.consumer.batching import BatchHandler, Outcome
 from service.consumer.handler import Handler
 from service.consumer.message import Message
 from service.consumer.observer import PipelineObserver
+from service.consumer.pipeline import BatchStep
 from service.consumer.retry import Retry
 
 from .metrics import ConsumerMetrics
@@ -45,6 +47,7 @@ class ConsumerTelemetry(PipelineObserver):
             "messaging.operation.type": "process",
         }
         self._spans: dict[Message, Span] = {}
+        self._batch_spans: dict[Message, Span] = {}  # a running batch's span, by each of its messages
 
     def middleware(self, step: Handler) -> Handler:
         """Wrap the Server's handling step in the message's span (no wrapping at all when tracing is off)."""
@@ -70,6 +73,64 @@ class ConsumerTelemetry(PipelineObserver):
                 span.end()
 
         return traced
+
+    def batch_middleware(self, step: BatchStep) -> BatchStep:
+        """Wrap the Server's handling step of a batch in one span linked to each message's context.
+
+        The batch has no single parent (OpenTelemetry's messaging conventions): its span is a root with a
+        link to each message's creation context and receive call; it counts the batch's messages and failures.
+        """
+
+        async def traced(handler: BatchHandler, batch: list[Message]) -> list[Outcome]:
+            self._metrics.batch(len(batch))
+            if not self._tracing:
+                return await step(handler, batch)
+            span = self._start_batch_span(handler, batch)
+            token = otel_context.attach(trace.set_span_in_context(span))
+            for message in batch:
+                self._batch_spans[message] = span
+            try:
+                outcomes = await step(handler, batch)
+            except asyncio.CancelledError:
+                span.add_event("handed back", {"mq.reason": "cancelled at shutdown"})
+                raise
+            except BaseException as exc:
+                _failed(span, exc)
+                raise
+            else:
+                failed = sum(outcome is not None for outcome in outcomes)
+                span.set_attribute("mq.batch.failed_count", failed)
+                if failed:
+                    span.set_status(Status(StatusCode.ERROR, f"{failed} of {len(batch)} messages failed"))
+                return outcomes
+            finally:
+                for message in batch:
+                    self._batch_spans.pop(message, None)
+                otel_context.detach(token)
+                span.end()
+
+        return traced
+
+    def _start_batch_span(self, handler: BatchHandler, batch: list[Message]) -> Span:
+        links: list[Link] = []
+        for message in batch:
+            receive = self._links.pop(message.message_id)
+            if receive is not None:
+                links.append(Link(receive, {"messaging.message.id": message.message_id}))
+            created = trace.get_current_span(extract(message)).get_span_context()
+            if created.is_valid:
+                links.append(Link(created, {"messaging.message.id": message.message_id}))
+        return self._tracer.start_span(
+            self._span_name,
+            context=otel_context.Context(),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                **self._static_attributes,
+                "messaging.batch.message_count": len(batch),
+                "mq.batch.handler": handler.__name__,
+            },
+            links=links,
+        )
 
     def _start_span(self, message: Message) -> Span:
         receive = self._links.pop(message.message_id)
@@ -115,6 +176,10 @@ class ConsumerTelemetry(PipelineObserver):
         if span is not None:
             span.set_attribute("mq.retry_delay_s", delay_s)
             span.add_event("retry scheduled", {"mq.retry_delay_s": delay_s})
+        elif (batch_span := self._batch_spans.get(message)) is not None:
+            batch_span.add_event(
+                "retry scheduled", {"mq.retry_delay_s": delay_s, "messaging.message.id": message.message_id}
+            )
 
     def deleted(self, messages: Sequence[Message]) -> None:
         self._metrics.add("mq.messages.deleted", len(messages))

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from service.consumer.handler import Handler
 from service.consumer.observer import PipelineObserver
+from service.consumer.pipeline import BatchMiddleware
 from service.consumer.pipeline import Middleware as ServerMiddleware
 from service.payloads.observer import PayloadObserver
 from service.publishing.observer import PublishObserver
@@ -23,16 +24,17 @@ class Hooks:
     """Where telemetry plugs in; every hook is optional.
 
     `observer` and `publish_observer` see what happens to messages; `server_middleware` wraps the Server's
-    handling step and `wrap_handler` the handler itself; `instrument_client` gets each SQS client the
-    runtime creates; `metrics` renders the metrics for `GET /metrics` as (body, content type); `wrap_asgi`
-    wraps the admin app (HTTP server spans); `payload_observer` and `instrument_s3_client` do the same for the
-    large payloads in S3 and the S3 client that carries them; `operator_action` counts each operator action
-    (action, outcome).
+    handling step of a message, `server_batch_middleware` that of a batch, and `wrap_handler` the handler
+    itself; `instrument_client` gets each SQS client the runtime creates; `metrics` renders the metrics for
+    `GET /metrics` as (body, content type); `wrap_asgi` wraps the admin app (HTTP server spans);
+    `payload_observer` and `instrument_s3_client` do the same for the large payloads in S3 and the S3 client
+    that carries them; `operator_action` counts each operator action (action, outcome).
     """
 
     observer: PipelineObserver | None = None
     publish_observer: PublishObserver | None = None
     server_middleware: ServerMiddleware | None = None
+    server_batch_middleware: BatchMiddleware | None = None
     wrap_handler: Callable[[Handler], Handler] | None = None
     instrument_client: Callable[[SQSClient], None] | None = None
     metrics: Callable[[], tuple[bytes, str]] | None = None

@@ -17,6 +17,9 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 # Seconds; covers fast handlers (ms) up to long jobs (minutes).
 BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
+# Messages per batch: from batches of one up to the largest batch a handler may ask for (10,000).
+BATCH_SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+
 # name -> (unit, description); an observable counter each, points split by their `outcome` where they have one.
 _COUNTERS = {
     "mq.messages.received": ("{message}", "Messages received"),
@@ -54,6 +57,12 @@ class ConsumerMetrics:
             description="Time from SentTimestamp to receipt, of the oldest message of each receive",
             explicit_bucket_boundaries_advisory=BUCKETS,
         )
+        self._batch_size = meter.create_histogram(
+            "mq.batch.size",
+            unit="{message}",
+            description="Messages per call of a batch handler",
+            explicit_bucket_boundaries_advisory=BATCH_SIZE_BUCKETS,
+        )
         self._receive_duration = meter.create_histogram(
             "mq.receive.duration",
             unit="s",
@@ -69,6 +78,10 @@ class ConsumerMetrics:
         """Record one handler call."""
         self.counts["mq.messages.handled", outcome] += 1
         self._handler_duration.record(duration_s, self._by_outcome[outcome])
+
+    def batch(self, size: int) -> None:
+        """Record one call of a batch handler with `size` messages."""
+        self._batch_size.record(size, self._attrs)
 
     def receive(self, duration_s: float, count: int, oldest_sent_timestamp_ms: int | None = None) -> None:
         """Record one receive call, and the age of the oldest message it brought."""

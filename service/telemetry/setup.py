@@ -139,6 +139,7 @@ class Telemetry:
         return Hooks(
             observer=consumer,
             server_middleware=consumer.middleware,
+            server_batch_middleware=consumer.batch_middleware,
             publish_observer=self.publisher(publish_queue_url),
             instrument_client=self.instrument_client,
             metrics=self.metrics,
