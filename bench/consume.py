@@ -2,7 +2,7 @@
 
     python -m bench.consume --kind server|floor|boto3 --queue-url URL --messages N [--client lean|botocore] [options]
 
-`server` runs the Server; `floor` is the cheapest consumer on a client (a few loops of ReceiveMessage(10) then
+`server` runs the Server (`--batch N`: with a no-op batch handler of up to N messages); `floor` is the cheapest consumer on a client (a few loops of ReceiveMessage(10) then
 one DeleteMessageBatch, sharing a client); `--client` picks the SQS client (aiobotocore's, or the lean one) and
 `--loop` the event loop; `boto3` is the consumer a user writes by hand (receive one, delete
 one). The measured phase runs from the first call until the N-th message is deleted; the endpoint comes from
@@ -14,9 +14,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from collections.abc import Sequence
 from typing import Any
 
-from service import Message, Server
+from service import Message, Server, batch
 from service.app.cli import event_loop_factory
 from service.consumer.pipeline import MAX_RECEIVE_LOOPS
 from service.consumer.processors import PROCESSOR_NAMES
@@ -49,12 +50,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--deadline-s", type=float, default=120.0, help="give up after this long")
     parser.add_argument("--client", choices=CLIENT_KINDS, default="botocore", help="the SQS client")
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio", help="the event loop")
+    parser.add_argument(
+        "--batch", type=int, default=0, help="a no-op batch handler gathering up to this many messages (0: none)"
+    )
+    parser.add_argument("--batch-wait-s", type=float, default=0.1, help="the batch handler's window")
     return parser.parse_args(argv)
 
 
-def make_handler(sleep_ms: float) -> Any:
-    """The scenario's handler: a no-op, or an asyncio.sleep standing for I/O."""
+def make_handler(sleep_ms: float, batch_messages: int = 0, batch_wait_s: float = 0.0) -> Any:
+    """The scenario's handler: a no-op, an asyncio.sleep standing for I/O, or a no-op batch handler."""
     delay_s = sleep_ms / 1000
+
+    async def noop_batch(messages: Sequence[Message]) -> None:
+        return None
+
+    if batch_messages:
+        return batch(noop_batch, max_messages=batch_messages, max_wait_s=batch_wait_s)
 
     async def noop(message: Message) -> None:
         return None
@@ -74,12 +85,13 @@ async def run_server(args: argparse.Namespace) -> dict[str, Any]:
         hooks = None if telemetry is None else telemetry.consumer(args.queue_url, client)
         server = Server(
             args.queue_url,
-            make_handler(args.sleep_ms),
+            make_handler(args.sleep_ms, args.batch, args.batch_wait_s),
             client=client,
             concurrency=args.concurrency,
             processor=args.processor,
             wait_time_seconds=args.wait_time_seconds,
             middleware=None if hooks is None else hooks.middleware,
+            batch_middleware=None if hooks is None else hooks.batch_middleware,
             observer=hooks,
         )
         began = Usage.now()

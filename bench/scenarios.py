@@ -74,6 +74,8 @@ def consume(
         args += ["--sleep-ms", str(sleep_ms)]
     if options.get("telemetry"):
         args += ["--telemetry", options["telemetry"]]
+    if options.get("batch"):
+        args += ["--batch", str(options["batch"])]
     keyed = processor == "partitioned"
     return Scenario(
         name=name,
@@ -111,6 +113,8 @@ def build(sizes: Sizes) -> list[Scenario]:
         consume("lean-bounded-10", "Server bounded 10, lean client", n, concurrency=10, client="lean"),
         consume("lean-bounded-10-uvloop", "Server bounded 10, lean client, uvloop", n, concurrency=10, client="lean",
                 loop="uvloop"),
+        consume("lean-batch-100", "Server, no-op batch handler (100 messages, 0.1 s window), lean client", n,
+                concurrency=10, client="lean", batch=100, baseline="lean-floor"),
         consume("lean-bounded-10-traced", "Server bounded 10, lean client, metrics + tracing on", n, concurrency=10,
                 client="lean", telemetry="traces", group="tracing", baseline="lean-bounded-10"),
         consume("io-bounded-10", "I/O 20 ms, bounded 10", io * 10, concurrency=10, sleep_ms=IO_SLEEP_MS),

@@ -19,6 +19,8 @@ LEAN_TARGETS = (
     ("CPU/msg, lean Publisher vs aiobotocore floor", "lean-publisher", "cpu_us_per_msg", "publish-floor", 0.5, "max"),
     ("CPU/msg, lean traced vs lean untraced", "lean-bounded-10-traced", "cpu_us_per_msg", "lean-bounded-10", 1.5,
      "max"),
+    ("CPU/msg, batch handler vs single-message Server (lean)", "lean-batch-100", "cpu_us_per_msg", "lean-bounded-10",
+     1.0, "max"),
     ("throughput, lean Server vs aiobotocore Server", "lean-bounded-10", "throughput", "bounded-10", 1.5, "min"),
     ("peak RSS, lean Server vs aiobotocore Server", "lean-bounded-10", "rss_peak_mb", "bounded-10", 1.0, "max"),
 )  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -84,7 +85,7 @@ async def test_partial_failure_retries_only_the_failed_messages(
         observer=outcomes,
     )
     async with server:
-        await until(lambda: len(outcomes.deleted_bodies) >= 47 and set(outcomes.retries) >= doomed)
+        await until(lambda: len(outcomes.deleted_bodies) >= 47 and set(outcomes.retries) >= doomed, timeout_s=90)
     assert set(outcomes.retries) == doomed  # each failed message got the retry policy's delay
     assert all(delay == 600 for delay in outcomes.retries.values())
     assert outcomes.deleted_bodies == set(bodies) - doomed  # the 47 others were deleted, no failed one
@@ -391,3 +392,21 @@ async def test_a_batch_route_called_with_one_message_raises_its_failure() -> Non
 
 def _string(value: str) -> dict[str, str]:
     return {"DataType": "String", "StringValue": value}
+
+
+async def test_the_bulk_example_writes_good_rows_and_retries_bad_bodies(
+    pipeline_sqs: SQSClient, sqs: SQSClient, make_queue: QueueFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from handlers import bulk  # noqa: PLC0415 - the example application under test
+
+    table = bulk.StockTable()
+    monkeypatch.setattr(bulk, "table", table)
+    url = await make_queue()
+    route = {"route": {"DataType": "String", "StringValue": "stock"}}
+    rows = [json.dumps({"sku": f"A-{i}", "quantity": i}) for i in range(20)]
+    await send_messages(sqs, url, [*rows, "not json", '{"sku": 7}'], MessageAttributes=route)
+    outcomes = Outcomes()
+    async with Server(url, bulk.router, client=pipeline_sqs, retry_policy=SLOW_RETRY, observer=outcomes):
+        await until(lambda: len(outcomes.deleted_bodies) == 20 and len(outcomes.retries) == 2)
+    assert sorted((sku, quantity) for _, sku, quantity in table.rows()) == sorted((f"A-{i}", i) for i in range(20))
+    assert set(outcomes.retries) == {"not json", '{"sku": 7}'}
