@@ -2,11 +2,11 @@
 
     python -m bench.consume --kind server|floor|boto3 --queue-url URL --messages N [--client lean|botocore] [options]
 
-`server` runs the Server (`--batch N`: with a no-op batch handler of up to N messages); `floor` is the cheapest consumer on a client (a few loops of ReceiveMessage(10) then
-one DeleteMessageBatch, sharing a client); `--client` picks the SQS client (aiobotocore's, or the lean one) and
-`--loop` the event loop; `boto3` is the consumer a user writes by hand (receive one, delete
-one). The measured phase runs from the first call until the N-th message is deleted; the endpoint comes from
-AWS_ENDPOINT_URL_SQS.
+`server` runs the Server (`--batch N`: with a no-op batch handler of up to N messages); `floor` is the cheapest
+consumer on a client (a few loops of ReceiveMessage(10) then one DeleteMessageBatch, sharing a client); `--client`
+picks the SQS client (aiobotocore's, or the lean one) and `--loop` the event loop; `boto3` is the consumer a user
+writes by hand (receive one, delete one). The measured phase runs from the first call until the N-th message is
+deleted; the endpoint comes from AWS_ENDPOINT_URL_SQS.
 """
 
 from __future__ import annotations

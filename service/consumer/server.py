@@ -58,13 +58,13 @@ class Server(Runner[ShutdownSummary]):
        rate limit (`max_messages_per_s`), and every message holds its credit until it is settled. So no
        receive is issued while the processors are saturated, yet the next batch is fetched while the
        current one is being handled.
-    2. **Process.** The processor (bounded, unbounded or partitioned) calls the handler for each message;
-       for a batch handler (`service.batch`, or a Router with batch routes) the batching processor gathers
-       messages into batches (`max_messages`, within `max_wait_s`) and runs up to `concurrency` of them, and
-       each message of a batch is settled by its own outcome. Success queues the message for deletion. Failure never deletes: the retry policy (or a `Retry`
-       raised by the handler) sets its visibility, batched with ChangeMessageVisibilityBatch, and the
-       `error_handler` is told. While a message waits or runs, a heartbeat extends its visibility
-       before it expires, so it is not redelivered to another consumer meanwhile.
+    2. **Process.** The processor (bounded, unbounded or partitioned) calls the handler for each message; for a
+       batch handler (`service.batch`, or a Router with batch routes) the batching processor gathers messages into
+       batches (`max_messages`, within `max_wait_s`) and runs up to `concurrency` of them, and each message of a
+       batch is settled by its own outcome. Success queues the message for deletion. Failure never deletes: the
+       retry policy (or a `Retry` raised by the handler) sets its visibility, batched with
+       ChangeMessageVisibilityBatch, and the `error_handler` is told. While a message waits or runs, a heartbeat
+       extends its visibility before it expires, so it is not redelivered to another consumer meanwhile.
     3. **Delete.** One deleter sends DeleteMessageBatch when `batch_delete_max_messages` are pending or
        the oldest has waited the deletion interval; transient failures are retried.
 
