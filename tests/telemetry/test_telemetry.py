@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -13,7 +14,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from service import Message, Publisher, Retry, Server
+from service import Message, Publisher, Retry, Server, batch
 from service.telemetry import Telemetry, TraceContextLogFilter
 from tests.support.sqs import QueueFactory, send_messages, until
 
@@ -207,6 +208,49 @@ async def test_metrics_count_what_happened(
     assert points[("mq.messages.deleted", ())] == 3
     assert points[("mq.messages.retried", ())] == 1
     assert points[("mq.handler.duration", (("outcome", "success"),))] == 3  # histogram count
+
+
+async def test_a_batch_runs_in_one_span_linked_to_every_producer(
+    pipeline_sqs: SQSClient,
+    make_queue: QueueFactory,
+    telemetry: Telemetry,
+    spans: InMemorySpanExporter,
+    metric_reader: InMemoryMetricReader,
+) -> None:
+    url = await make_queue()
+    async with Publisher(url, client=pipeline_sqs, observer=telemetry.publisher(url)) as publisher:
+        for body in ("a", "b", "c", "bad"):
+            await publisher.publish(body)
+
+    async def handle(messages: Sequence[Message]) -> dict[Message, Exception]:
+        return {m: Retry(600) for m in messages if m.body == "bad"}
+
+    consumer = telemetry.consumer(url)
+    server = Server(
+        url,
+        batch(handle, max_messages=4, max_wait_s=10),
+        client=pipeline_sqs,
+        wait_time_seconds=0,
+        deletion_interval_s=0.2,
+        observer=consumer,
+        middleware=consumer.middleware,
+        batch_middleware=consumer.batch_middleware,
+    )
+    async with server:
+        await until(lambda: server.health.deleted == 3 and server.health.failed == 1)
+
+    producers = {span.context.span_id for span in named(spans, "create ")}
+    (span,) = named(spans, "process ")
+    assert span.kind == SpanKind.CONSUMER
+    assert span.parent is None  # a batch has no single parent: it links to each message's context instead
+    assert {link.context.span_id for link in span.links} >= producers
+    attributes = dict(span.attributes or {})
+    assert attributes["messaging.batch.message_count"] == 4
+    assert attributes["mq.batch.failed_count"] == 1
+    assert attributes["mq.batch.handler"] == "handle"
+    assert span.status.status_code == StatusCode.ERROR
+    assert [event.name for event in span.events] == ["retry scheduled"]
+    assert _points(metric_reader)[("mq.batch.size", ())] == 1  # one batch recorded in the histogram
 
 
 def _points(reader: InMemoryMetricReader) -> dict[tuple[str, tuple[tuple[str, Any], ...]], float]:
