@@ -124,7 +124,9 @@ def load_handler(path: str, *, variable: str = "MQ_HANDLER") -> AnyHandler:
         return target
     if not callable(target):
         raise ConfigError(
-            variable, path, "a handler (a Router, an async or a plain function, or a batch handler from service.batch)"
+            variable,
+            path,
+            "a callable handler (a Router, an async or a plain function) or a batch handler (service.batch)",
         )
     return cast(AnyHandler, target)
 
