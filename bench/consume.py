@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -26,7 +27,7 @@ from service.consumer.settings import DEFAULT_ATTRIBUTE_NAMES
 from service.sqs.client import CLIENT_KINDS, create_client, region_for
 
 from .measure import ApiCalls, Usage, emit, phase_result
-from .tracing import Instrumentation, TracingUnavailable
+from .tracing import EXPORTS, Instrumentation, TracingUnavailable
 
 POLL_S = 0.01
 FLOOR_LOOPS = 4
@@ -47,6 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--telemetry", choices=("off", "metrics", "traces"), default="off", help="metrics only, or metrics and traces"
     )
+    parser.add_argument("--export", choices=EXPORTS, default="lean", help="how traced spans are exported")
+    parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() once the Server has started")
     parser.add_argument("--deadline-s", type=float, default=120.0, help="give up after this long")
     parser.add_argument("--client", choices=CLIENT_KINDS, default="botocore", help="the SQS client")
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio", help="the event loop")
@@ -78,7 +81,9 @@ def make_handler(sleep_ms: float, batch_messages: int = 0, batch_wait_s: float =
 
 async def run_server(args: argparse.Namespace) -> dict[str, Any]:
     """The Server, set up as a deployment would be: long polls, default deletion interval and visibility."""
-    telemetry = None if args.telemetry == "off" else Instrumentation(traces=args.telemetry == "traces")
+    telemetry = (
+        None if args.telemetry == "off" else Instrumentation(traces=args.telemetry == "traces", export=args.export)
+    )
     calls = ApiCalls()
     async with create_client(args.queue_url, max_pool_connections=MAX_RECEIVE_LOOPS + 16, kind=args.client) as client:
         calls.attach(client)
@@ -96,13 +101,16 @@ async def run_server(args: argparse.Namespace) -> dict[str, Any]:
         )
         began = Usage.now()
         await server.start()
+        if args.gc_freeze:
+            gc.freeze()
         done = await _until(lambda: server.health.deleted >= args.messages, args.deadline_s)
         ended = Usage.now()
         counted = calls.snapshot()
         summary = await server.shutdown(5.0)
     extra: dict[str, Any] = {"completed": done, "summary": summary.as_dict()}
+    extra["handled"] = server.health.snapshot().get("handled")
     if telemetry is not None:
-        extra.update(spans=telemetry.finish(), telemetry=telemetry.entry_point)
+        extra.update(telemetry.finish(), telemetry=telemetry.entry_point, gc_collections=_collections())
     deleted = server.health.deleted if done else summary.deleted
     return phase_result(began, ended, messages=deleted, calls=counted, **extra)
 
@@ -161,6 +169,10 @@ def run_boto3(args: argparse.Namespace) -> dict[str, Any]:
             deleted += 1
     ended = Usage.now()
     return phase_result(began, ended, messages=deleted, calls=calls.snapshot(), completed=deleted >= args.messages)
+
+
+def _collections() -> int:
+    return sum(generation["collections"] for generation in gc.get_stats())
 
 
 async def _until(condition: Any, deadline_s: float) -> bool:

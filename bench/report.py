@@ -21,6 +21,10 @@ MEDIAN_FIELDS = (
     "longest_left_s",
     "overhead_s",
     "spans",
+    "spans_received",
+    "process_spans_received",
+    "handled",
+    "gc_collections",
 )
 COLUMNS = ("scenario", "msgs", "msg/s", "x floor", "CPU us/msg", "x floor", "calls/msg", "RSS MB", "notes")
 
@@ -59,7 +63,10 @@ def _row(scenario: Scenario, runs: list[dict[str, Any]]) -> dict[str, Any]:
     rss = [r["rss_peak_mb"] for r in good if r.get("rss_peak_mb")]
     if rss:
         row["rss_peak_mb"] = max(rss)
-    for field in ("api_calls", "summary", "statuses", "handlers_started", "queue_after", "tracing_entry_point"):
+    if any("process_spans_received" in r for r in good):
+        row["process_spans_received_all"] = [r.get("process_spans_received") for r in good]
+        row["handled_all"] = [r.get("handled") for r in good]
+    for field in ("api_calls", "summary", "statuses", "handlers_started", "queue_after", "telemetry", "span_export"):
         if field in good[-1]:
             row[field] = good[-1][field]
     return row
@@ -78,7 +85,16 @@ def _notes(row: dict[str, Any]) -> str:
     if "drain_s" in row:
         notes.append(f"drained in {row['drain_s']:.2f} s; longest handler had {row['longest_left_s']:.2f} s left")
     if row.get("spans"):
-        notes.append(f"{row['spans']:.0f} spans exported")
+        notes.append(f"{row['spans']:.0f} spans to a discarding exporter")
+    if "process_spans_received" in row:
+        notes.append(
+            f"{row['spans_received']:.0f} spans received over OTLP/HTTP; message spans "
+            f"{row['process_spans_received']:.0f} of {row['handled']:.0f} handled"
+        )
+    if row.get("span_export", {}).get("dropped"):
+        notes.append(f"{row['span_export']['dropped']} dropped")
+    if "gc_collections" in row:
+        notes.append(f"{row['gc_collections']:.0f} GC runs")
     return "; ".join(notes)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from .backend import Fauxqs
 from .measure import proc_cpu_s
+from .otlp_receiver import OtlpReceiver
 
 IO_SLEEP_MS = 20.0
 PARTITION_KEYS = 100
@@ -76,6 +77,11 @@ def consume(
         args += ["--telemetry", options["telemetry"]]
     if options.get("batch"):
         args += ["--batch", str(options["batch"])]
+    export = options.get("export", "lean") if options.get("telemetry") == "traces" else None
+    if export:
+        args += ["--export", export]
+    if options.get("gc_freeze"):
+        args.append("--gc-freeze")
     keyed = processor == "partitioned"
     return Scenario(
         name=name,
@@ -87,7 +93,7 @@ def consume(
         keys=PARTITION_KEYS if keyed else 0,
         concurrency=concurrency,
         baseline=options.get("baseline", "floor"),
-        notes={"sleep_ms": sleep_ms, "processor": processor},
+        notes={"sleep_ms": sleep_ms, "processor": processor, "otlp": export in ("lean", "sdk")},
     )
 
 
@@ -115,8 +121,20 @@ def build(sizes: Sizes) -> list[Scenario]:
                 loop="uvloop"),
         consume("lean-batch-100", "Server, no-op batch handler (100 messages, 0.1 s window), lean client", n,
                 concurrency=10, client="lean", batch=100, baseline="lean-floor"),
-        consume("lean-bounded-10-traced", "Server bounded 10, lean client, metrics + tracing on", n, concurrency=10,
-                client="lean", telemetry="traces", group="tracing", baseline="lean-bounded-10"),
+        consume("lean-bounded-10-metrics", "Server bounded 10, lean client, metrics on (tracing off)", n,
+                concurrency=10, client="lean", telemetry="metrics", group="tracing", baseline="lean-bounded-10"),
+        consume("lean-bounded-10-traced", "Server bounded 10, lean client, metrics + tracing, lean OTLP/HTTP export",
+                n, concurrency=10, client="lean", telemetry="traces", group="tracing",
+                baseline="lean-bounded-10-metrics"),
+        consume("lean-bounded-10-traced-gc", "the same, gc.freeze() after start-up", n, concurrency=10,
+                client="lean", telemetry="traces", gc_freeze=True, group="tracing",
+                baseline="lean-bounded-10-metrics"),
+        consume("lean-bounded-10-traced-sdk", "the same through the SDK (MQ_TRACING_EXPORT=sdk), OTLP/HTTP", n,
+                concurrency=10, client="lean", telemetry="traces", export="sdk", group="tracing",
+                baseline="lean-bounded-10-metrics"),
+        consume("lean-bounded-10-traced-discard", "breakdown: SDK spans to a discarding exporter (no encoding)",
+                n, concurrency=10, client="lean", telemetry="traces", export="discard", group="tracing",
+                baseline="lean-bounded-10-metrics"),
         consume("io-bounded-10", "I/O 20 ms, bounded 10", io * 10, concurrency=10, sleep_ms=IO_SLEEP_MS),
         consume("io-bounded-50", "I/O 20 ms, bounded 50", io * 50, concurrency=50, sleep_ms=IO_SLEEP_MS),
         consume("io-partitioned-10", "I/O 20 ms, partitioned 10, 100 keys", io * 10, processor="partitioned",
@@ -142,29 +160,40 @@ def build(sizes: Sizes) -> list[Scenario]:
 def run_worker(backend: Fauxqs, scenario: Scenario, python: str = sys.executable) -> dict[str, Any]:
     """Run a worker scenario on a fresh queue; its figures, plus the backend's CPU meanwhile."""
     queue_url = backend.queue(scenario.name)
+    receiver: OtlpReceiver | None = None
     try:
         if scenario.fill:
             backend.fill(queue_url, scenario.messages, keys=scenario.keys)
         command = [python, "-m", scenario.worker, "--queue-url", queue_url, "--messages", str(scenario.messages)]
         command += [*scenario.args, "--deadline-s", str(WORKER_DEADLINE_S)]
+        environment = backend.environment()
+        receiver = OtlpReceiver(python) if scenario.notes.get("otlp") else None
+        if receiver is not None:
+            environment["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = f"{receiver.endpoint}/v1/traces"
         backend_cpu = proc_cpu_s(backend.pid)
         began = time.perf_counter()
         done = subprocess.run(
             command,
             check=False,
-            env=backend.environment(),
+            env=environment,
             capture_output=True,
             text=True,
             timeout=WORKER_DEADLINE_S + 60,
         )
         elapsed = time.perf_counter() - began
         backend_cpu = proc_cpu_s(backend.pid) - backend_cpu
+        received = receiver.counts() if receiver is not None else None
     finally:
         backend.delete_queue(queue_url)
+        if receiver is not None:
+            receiver.stop()
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         return {"error": f"exit {done.returncode}: {done.stderr.strip()[-1500:]}"}
     result: dict[str, Any] = json.loads(lines[-1])
     result["process_s"] = round(elapsed, 3)
+    if received is not None:
+        result["spans_received"] = received["spans"]
+        result["process_spans_received"] = received["process"]
     result["backend_cpu_s"] = round(backend_cpu, 3)
     return result

@@ -12,13 +12,15 @@ RSS_MAX_MB = 120.0
 DRAIN_MARGIN_S = 1.0
 NOOP_SERVER_SCENARIOS = ("bounded-1", "bounded-10", "bounded-50", "unbounded", "partitioned-10")
 SERVER_GROUPS = ("consume", "io", "tracing")
+# Traced scenarios exporting to the harness's OTLP receiver: every handled message's span must arrive there.
+OTLP_SCENARIOS = ("lean-bounded-10-traced", "lean-bounded-10-traced-gc", "lean-bounded-10-traced-sdk")
 # The lean client's targets: (target, scenario, measured field, against scenario, limit, "max" or "min").
 LEAN_TARGETS = (
     ("CPU/msg, lean Server vs aiobotocore floor", "lean-bounded-10", "cpu_us_per_msg", "floor", 0.5, "max"),
     ("CPU/msg, lean Server vs lean floor", "lean-bounded-10", "cpu_us_per_msg", "lean-floor", 1.15, "max"),
     ("CPU/msg, lean Publisher vs aiobotocore floor", "lean-publisher", "cpu_us_per_msg", "publish-floor", 0.5, "max"),
-    ("CPU/msg, lean traced vs lean untraced", "lean-bounded-10-traced", "cpu_us_per_msg", "lean-bounded-10", 1.5,
-     "max"),
+    ("CPU/msg, lean traced (OTLP/HTTP) vs lean metrics only", "lean-bounded-10-traced", "cpu_us_per_msg",
+     "lean-bounded-10-metrics", 2.0, "max"),
     ("CPU/msg, batch handler vs single-message Server (lean)", "lean-batch-100", "cpu_us_per_msg", "lean-bounded-10",
      1.0, "max"),
     ("throughput, lean Server vs aiobotocore Server", "lean-bounded-10", "throughput", "bounded-10", 1.5, "min"),
@@ -32,6 +34,7 @@ def evaluate(summary: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     if "bounded-10-traced" in summary:
         verdicts.append(_cpu(summary, "bounded-10-traced", CPU_RATIO_TRACED_MAX))
     verdicts += [_relative(summary, target) for target in LEAN_TARGETS if target[1] in summary]
+    verdicts += [_spans(summary[name]) | {"scenario": name} for name in OTLP_SCENARIOS if name in summary]
     verdicts.append(_api_calls(summary))
     verdicts += [_efficiency(summary, name, low) for name, low in IO_EFFICIENCY_MIN.items() if name in summary]
     verdicts.append(_rss(summary))
@@ -71,6 +74,16 @@ def _relative(summary: dict[str, dict[str, Any]], spec: tuple[str, str, str, str
     ratio = row[field] / base[field]
     met = ratio <= limit if bound == "max" else ratio >= limit
     return _verdict(target, name, f"{ratio:.2f}x", wanted, met)
+
+
+def _spans(row: dict[str, Any]) -> dict[str, Any]:
+    target, limit = "message spans received over OTLP", "== messages handled, every run"
+    why = _unmeasured(row)
+    if why or "process_spans_received" not in row:
+        return _verdict(target, "", None, limit, None, note=why or "not measured")
+    received, handled = row["process_spans_received_all"], row["handled_all"]
+    measured = ", ".join(f"{r}/{h}" for r, h in zip(received, handled, strict=True))
+    return _verdict(target, "", measured, limit, received == handled)
 
 
 def _api_calls(summary: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -74,7 +74,7 @@ def main(
         loop_factory = event_loop_factory(settings.event_loop)
     except ConfigError as exc:
         return _config_error(exc)
-    telemetry = Telemetry.from_env(os.environ if environ is None else environ)
+    telemetry = Telemetry.from_env(os.environ if environ is None else environ, export=settings.tracing_export)
     setup_logging(level=settings.log_level, log_format=settings.log_format, filters=[TraceContextLogFilter()])
     telemetry.install()
     try:

@@ -13,6 +13,7 @@ from service.consumer.processors import PROCESSOR_NAMES, ProcessorName
 from service.consumer.settings import INTEGER_RANGES, SETTING_NAMES, ServerSettings
 from service.errors import MAX_VISIBILITY_TIMEOUT, ConfigError
 from service.sqs.client import CLIENT_KINDS, ClientKind
+from service.telemetry.setup import EXPORT_PATHS
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("auto", "json", "text")
@@ -61,6 +62,8 @@ class Settings:
     sqs_client: ClientKind = "lean"
     # The event loop: uvloop when installed ("auto"), or the standard asyncio loop.
     event_loop: str = "auto"
+    # How the service's own spans are exported: lean records encoded straight to OTLP, or the SDK's spans.
+    tracing_export: str = "lean"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], overrides: Mapping[str, str] | None = None) -> Settings:
@@ -235,6 +238,8 @@ _MEANINGS: dict[str, str] = {
     "while a batch is in flight (a lone message goes at once)",
     "sqs_client": "the consumer's and the publisher's SQS client: lean (least CPU per message) or botocore",
     "event_loop": "auto: uvloop when installed, else asyncio's loop",
+    "tracing_export": "how the service's own spans (message, publish, SQS calls) are exported: lean "
+    "(encoded straight to OTLP, the least CPU) or sdk (through the OpenTelemetry SDK's span processors)",
     "s3_bucket": "large payloads through S3 (SQS Extended Client format) in this bucket; empty: off",
     "s3_prefix": "key prefix of the payload objects",
     "s3_threshold_bytes": "a message whose body and attributes exceed this goes to S3; 0: every message",
@@ -293,6 +298,7 @@ _PARSERS: dict[str, Parser] = {
     "s3_max_body_bytes": _integer(1_048_576, 2 * 1024**3),
     "sqs_client": _choice(*CLIENT_KINDS),
     "event_loop": _choice("auto", "asyncio", "uvloop"),
+    "tracing_export": _choice(*EXPORT_PATHS),
 }
 
 ENV_VARIABLES: dict[str, str] = {name: "MQ_" + name.upper() for name in _PARSERS}

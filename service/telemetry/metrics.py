@@ -142,3 +142,23 @@ class OperatorMetrics:
     def action(self, action: str, outcome: str) -> None:
         """Count one action; `outcome` is ok, refused or failed."""
         self._actions.add(1, {"action": action, "outcome": outcome})
+
+
+class SpanExportMetrics:
+    """The lean span exporter's counts, read when the metrics are collected."""
+
+    def __init__(self, meter: Meter, stats: Callable[[], dict[str, int]]) -> None:
+        self._stats = stats
+        for key, description in (
+            ("exported", "Spans the lean exporter sent"),
+            ("dropped", "Spans the lean exporter dropped: queue full, or the receiver did not take them"),
+        ):
+            meter.create_observable_counter(
+                f"mq.traces.spans.{key}", callbacks=[self._observe(key)], unit="{span}", description=description
+            )
+
+    def _observe(self, key: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def observe(options: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(self._stats()[key])]
+
+        return observe

@@ -56,6 +56,7 @@ def test_every_variable_is_read() -> None:
         "MQ_S3_MAX_BODY_BYTES": "2097152",
         "MQ_SQS_CLIENT": "Botocore",
         "MQ_EVENT_LOOP": "asyncio",
+        "MQ_TRACING_EXPORT": "SDK",
     }
     assert set(environ) == set(ENV_VARIABLES.values())
     settings = Settings.from_env(environ)
@@ -75,6 +76,7 @@ def test_every_variable_is_read() -> None:
         2097152,
     )
     assert (settings.sqs_client, settings.event_loop) == ("botocore", "asyncio")
+    assert settings.tracing_export == "sdk"
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from service import Message, Publisher, Retry, Server, batch
 from service.telemetry import Telemetry, TraceContextLogFilter
+from service.telemetry.lean_spans import ReadableSpanSink
 from tests.support.sqs import QueueFactory, send_messages, until
 
 if TYPE_CHECKING:
@@ -33,11 +34,13 @@ def metric_reader() -> InMemoryMetricReader:
 
 
 @pytest.fixture
-def telemetry(spans: InMemorySpanExporter, metric_reader: InMemoryMetricReader) -> Telemetry:
+def telemetry(spans: InMemorySpanExporter, metric_reader: InMemoryMetricReader, export_path: str) -> Telemetry:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
     meters = MeterProvider(metric_readers=[metric_reader])
-    return Telemetry(tracer_provider=provider, meter_provider=meters)
+    # On the lean path the service's own spans reach the same exporter as ReadableSpans.
+    sink = ReadableSpanSink(spans.export, provider.resource) if export_path == "lean" else None
+    return Telemetry(tracer_provider=provider, meter_provider=meters, span_sink=sink)
 
 
 def traced_server(telemetry: Telemetry, url: str, handler: Any, sqs: SQSClient, **options: Any) -> Server:

@@ -26,10 +26,12 @@ def by_name(spans: tuple[ReadableSpan, ...], prefix: str) -> list[ReadableSpan]:
     return [s for s in spans if s.name.startswith(prefix)]
 
 
-async def test_a_trace_runs_from_the_http_request_to_the_consumer(make_queue: QueueFactory, sqs: SQSClient) -> None:
+async def test_a_trace_runs_from_the_http_request_to_the_consumer(
+    make_queue: QueueFactory, sqs: SQSClient, export_path: str
+) -> None:
     url = await make_queue()
     exporter = InMemorySpanExporter()
-    telemetry = Telemetry.from_env({}, span_processor=SimpleSpanProcessor(exporter))
+    telemetry = Telemetry.from_env({}, span_processor=SimpleSpanProcessor(exporter), export=export_path)
     settings = dataclasses.replace(BASE, queue_url=url)
     async with running(settings, hooks=telemetry.hooks) as service:
         (message_id,) = await publish(service.client, {"route": "hello", "body": "traced"})
@@ -56,27 +58,31 @@ async def test_a_trace_runs_from_the_http_request_to_the_consumer(make_queue: Qu
     assert _sample(metrics, "mq_publish_messages_total", outcome="success") == 1
 
 
-async def test_spans_reach_an_otlp_receiver(make_queue: QueueFactory, sqs: SQSClient) -> None:
+async def test_spans_reach_an_otlp_receiver(make_queue: QueueFactory, sqs: SQSClient, export_path: str) -> None:
     url = await make_queue()
     port = _free_port()
     receiver = OtelTapHttpProtobufReceiver(OtelTapHttpProtobufReceiverSettings(http_port=port))
     async with receiver:
+        # oteltap hands a span only to the streams open when it arrives: subscribe before anything is sent.
+        found: dict[tuple[str, str | None], Any] = {}
+
+        async def collect() -> None:
+            async for span in receiver.stream_traces():
+                found[span.name.split(" ")[0], _attribute(span, "messaging.message.id")] = span
+
+        collector = asyncio.create_task(collect())
+        await asyncio.sleep(0)
         environ = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}", "OTEL_SERVICE_NAME": "mq-e2e"}
-        telemetry = Telemetry.from_env(environ)
+        telemetry = Telemetry.from_env(environ, export=export_path)
         try:
             async with running(dataclasses.replace(BASE, queue_url=url), hooks=telemetry.hooks) as service:
                 (message_id,) = await publish(service.client, {"route": "hello", "body": "exported"})
                 await until(lambda: service.runtime.server.health.deleted == 1)
         finally:
-            telemetry.shutdown()  # flushes the batch span processor
-        found: dict[str, Any] = {}
-        async with asyncio.timeout(30):
-            async for span in receiver.stream_traces():
-                if _attribute(span, "messaging.message.id") == message_id:
-                    found[span.name.split(" ")[0]] = span
-                if {"create", "process"} <= set(found):
-                    break
-    process, create = found["process"], found["create"]
+            await asyncio.to_thread(telemetry.shutdown)  # flushes the exporters
+        await until(lambda: {("create", message_id), ("process", message_id)} <= set(found), timeout_s=30)
+        collector.cancel()
+    process, create = found["process", message_id], found["create", message_id]
     assert process.trace_id == create.trace_id
     assert process.parent_span_id == create.span_id
 
