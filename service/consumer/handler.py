@@ -18,7 +18,7 @@ def as_handler(handler: Handler | SyncHandler) -> Handler:
 
     A thread cannot be cancelled: at shutdown its message is handed back while the thread finishes.
     """
-    if _is_async(handler):
+    if is_async(handler):
         return handler  # type: ignore[return-value]
     sync_handler: SyncHandler = handler  # type: ignore[assignment]
 
@@ -29,7 +29,8 @@ def as_handler(handler: Handler | SyncHandler) -> Handler:
     return in_thread
 
 
-def _is_async(handler: object) -> bool:
+def is_async(handler: object) -> bool:
+    """True for an `async def` function, or an object whose `__call__` is one."""
     call = getattr(type(handler), "__call__", None)  # noqa: B004 - instances with an async __call__
     return inspect.iscoroutinefunction(handler) or (
         call is not None and not inspect.isfunction(handler) and inspect.iscoroutinefunction(call)

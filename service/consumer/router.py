@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, overload
 
 from service.consumer.handler import Handler, SyncHandler, as_handler
 from service.consumer.message import Message
+from service.consumer.typed import OnInvalid, TypedHandler, typed_handler
 from service.errors import ConfigError, RouteError
 
 Resolver = Callable[[Message], str | None]
+H = TypeVar("H", bound=Handler | SyncHandler)
+T = TypeVar("T")
+R = TypeVar("R", bound=Awaitable[None] | None)
 
 
 def route_attribute(message: Message) -> str | None:
@@ -28,17 +33,48 @@ class Router:
         self.fallback = None if fallback is None else as_handler(fallback)
         self._routes: dict[str, Handler] = {}
 
-    def handle(self, route: str, handler: Handler | SyncHandler) -> None:
-        """Register `handler` for `route` (replacing any previous one)."""
+    @overload
+    def handle(self, route: str, handler: Handler | SyncHandler) -> None: ...
+
+    @overload
+    def handle(
+        self, route: str, handler: TypedHandler[T], *, model: type[T], on_invalid: OnInvalid = "reject"
+    ) -> None: ...
+
+    def handle(
+        self, route: str, handler: Any, *, model: type[Any] | None = None, on_invalid: OnInvalid = "reject"
+    ) -> None:
+        """Register `handler` for `route` (replacing any previous one).
+
+        With `model`, the body is validated into it (see `Message.model`) and the handler is called as
+        `handler(message, value)`; an invalid body is rejected (the dead-letter queue at once), or with
+        `on_invalid="retry"` fails like any error, for the retry policy.
+        """
         if not route:
             raise ConfigError("route", route, "a non-empty route name")
-        self._routes[route] = as_handler(handler)
+        if model is None:
+            self._routes[route] = as_handler(handler)
+        else:
+            self._routes[route] = typed_handler(handler, model, on_invalid=on_invalid)
 
-    def route(self, route: str) -> Callable[[Handler | SyncHandler], Handler | SyncHandler]:
-        """Decorator form of `handle`."""
+    @overload
+    def route(self, route: str) -> Callable[[H], H]: ...
 
-        def register(handler: Handler | SyncHandler) -> Handler | SyncHandler:
-            self.handle(route, handler)
+    @overload
+    def route(
+        self, route: str, *, model: type[T], on_invalid: OnInvalid = "reject"
+    ) -> Callable[[Callable[[Message, T], R]], Callable[[Message, T], R]]: ...
+
+    def route(
+        self, route: str, *, model: type[Any] | None = None, on_invalid: OnInvalid = "reject"
+    ) -> Callable[[Any], Any]:
+        """Decorator form of `handle`: `@router.route("orders.created", model=OrderCreated)`."""
+
+        def register(handler: Any) -> Any:
+            if model is None:
+                self.handle(route, handler)
+            else:
+                self.handle(route, handler, model=model, on_invalid=on_invalid)
             return handler
 
         return register
