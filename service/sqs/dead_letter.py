@@ -27,7 +27,10 @@ _OPERATION = "SendMessageBatch"
 
 def dead_letter_arn(attributes: Mapping[str, str]) -> str | None:
     """The dead-letter queue's ARN named by a queue's RedrivePolicy attribute, or None without one."""
-    policy = json.loads(attributes.get("RedrivePolicy") or "{}")
+    try:
+        policy = json.loads(attributes.get("RedrivePolicy") or "{}")
+    except ValueError:  # SQS validates the policy; a server that did not is treated as having none
+        return None
     arn = policy.get("deadLetterTargetArn") if isinstance(policy, dict) else None
     return str(arn) if arn else None
 

@@ -41,6 +41,7 @@ def test_the_redrive_policy_names_the_dead_letter_queue() -> None:
     assert dead_letter_arn({"RedrivePolicy": policy}) == "arn:aws:sqs:us-east-1:1:dlq"
     assert dead_letter_arn({"QueueArn": "arn:aws:sqs:us-east-1:1:q"}) is None
     assert dead_letter_arn({"RedrivePolicy": ""}) is None
+    assert dead_letter_arn({"RedrivePolicy": "{not json"}) is None
 
 
 def test_the_reason_rides_in_an_attribute_and_only_sqs_value_keys_are_sent() -> None:
