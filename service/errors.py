@@ -75,6 +75,18 @@ class Retry(Exception):
         self.delay_s = delay_s
 
 
+class Reject(Exception):
+    """Raise from a handler to send the message to its queue's dead-letter queue now, without retries."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class InvalidBody(Reject):
+    """The body is not valid JSON, or does not validate into the type asked for: the message is rejected."""
+
+
 class ReceiveError(MQError):
     """ReceiveMessage (or the start-up check of the queue) failed; the receive loop backs off and tries again.
 
@@ -143,3 +155,16 @@ class PublishError(SQSError):
 
 class ClosedError(MQError):
     """The component was shut down and takes no more work."""
+
+
+class RejectError(MQError):
+    """A rejected message did not reach the dead-letter queue (the queue has none, or the send failed).
+
+    It was not deleted: the retry policy applies to it instead, and it will be received again.
+    """
+
+    def __init__(self, message_id: str, reason: str, problem: str, cause: SQSError | None = None) -> None:
+        super().__init__(f"message {message_id} was rejected ({reason}) but {problem}; the retry policy applies")
+        self.message_id = message_id
+        self.reason = reason
+        self.cause = cause

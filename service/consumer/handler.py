@@ -30,7 +30,7 @@ def as_handler(handler: Handler | SyncHandler) -> Handler:
 
 
 def is_async(handler: object) -> bool:
-    """True when calling `handler` returns an awaitable (a coroutine function or an object with an async __call__)."""
+    """True for an `async def` function, or an object whose `__call__` is one."""
     call = getattr(type(handler), "__call__", None)  # noqa: B004 - instances with an async __call__
     return inspect.iscoroutinefunction(handler) or (
         call is not None and not inspect.isfunction(handler) and inspect.iscoroutinefunction(call)

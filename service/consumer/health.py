@@ -37,6 +37,7 @@ class Health:
     failed: int = 0
     deleted: int = 0
     released: int = 0
+    rejected: int = 0
 
     def not_ready_reason(self) -> str | None:
         """Why the pipeline should get no traffic now, or None when it is ready."""
@@ -95,6 +96,9 @@ class HealthObserver(PipelineObserver):
     def released(self, messages: Sequence[Message]) -> None:
         self._health.released += len(messages)
 
+    def rejected(self, messages: Sequence[Message]) -> None:
+        self._health.rejected += len(messages)
+
 
 @dataclass(frozen=True)
 class ShutdownSummary:
@@ -107,6 +111,7 @@ class ShutdownSummary:
     cancelled: int
     timed_out: bool
     duration_s: float
+    rejected: int = 0  # sent to the dead-letter queue by a Reject (and deleted, so also in `deleted`)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""

@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from service.consumer.bodies import decode_json, validate_body
 from service.consumer.retry import DEFAULT_RETRY_POLICY, MAX_VISIBILITY_TIMEOUT, RetryPolicy
 
 if TYPE_CHECKING:
@@ -19,6 +20,8 @@ MESSAGE_ATTRIBUTE_NAME_PARTITION_KEY = "partition_key"
 _VISIBILITY_LIMIT_MARGIN_S = 60
 
 VisibilityChanger = Callable[["Message", int], Awaitable[None]]
+T = TypeVar("T")
+_UNDECODED: Any = object()  # `json()` not called yet (None is a valid JSON body)
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class Message:
 
     __slots__ = (
         "_change_visibility",
+        "_json",
+        "as_received",
         "queue_url",
         "raw",
         "received_at",
@@ -59,6 +64,9 @@ class Message:
     ) -> None:
         self.queue_url = queue_url
         self.raw: Mapping[str, Any] = raw
+        # What SQS delivered, kept when a payload resolver replaces `raw`: a dead-letter copy is made from it.
+        self.as_received: Mapping[str, Any] = raw
+        self._json: Any = _UNDECODED
         self.retry_policy = retry_policy
         self.received_at = time.monotonic() if received_at is None else received_at
         self.visibility_deadline = self.received_at + visibility_timeout
@@ -115,6 +123,19 @@ class Message:
     def group_id(self) -> str | None:
         """The MessageGroupId of a FIFO queue's message."""
         return self.attributes.get("MessageGroupId")
+
+    def json(self) -> Any:
+        """The body decoded as JSON (once, then cached); raises InvalidBody, a Reject, when it is not JSON."""
+        if self._json is _UNDECODED:
+            self._json = decode_json(self.body)
+        return self._json
+
+    def model(self, type_: type[T]) -> T:
+        """The body validated into `type_` (a Pydantic model, a dataclass, a TypedDict...) by Pydantic.
+
+        Raises InvalidBody, a Reject, when the body is not JSON or does not validate; needs the `pydantic` extra.
+        """
+        return validate_body(self.body, type_)
 
     def string_attribute(self, name: str) -> str | None:
         """The string value of message attribute `name`, or None when absent."""

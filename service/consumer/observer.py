@@ -28,6 +28,9 @@ class PipelineObserver:
     def deleted(self, messages: Sequence[Message]) -> None:
         """SQS deleted these handled messages."""
 
+    def rejected(self, messages: Sequence[Message]) -> None:
+        """SQS stored these rejected messages (their handler raised Reject) in the dead-letter queue; deleted next."""
+
     def released(self, messages: Sequence[Message]) -> None:
         """These messages were handed back to the queue (visible again at once) without being handled."""
 

@@ -20,11 +20,12 @@ from service.consumer.ledger import Ledger
 from service.consumer.message import Message
 from service.consumer.processors import Processor
 from service.consumer.receiver import Receiver
+from service.consumer.rejecter import Rejecter
 from service.consumer.reporting import ErrorHandler, Observers
 from service.consumer.retry import RetryPolicy
 from service.consumer.settings import ServerSettings
 from service.consumer.visibility import Visibility
-from service.errors import HandlerError, Retry
+from service.errors import HandlerError, Reject, Retry
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
@@ -98,6 +99,15 @@ class Pipeline:
             observer=self._observers,
             on_error=self._on_error,
         )
+        self.rejecter = Rejecter(
+            client,
+            parts.queue_url,
+            interval_s=settings.effective_deletion_interval_s,
+            observer=self._observers,
+            on_error=self._on_error,
+            delete=self.deleter.put_nowait,
+            retry=self._retry,
+        )
         self.messages = Channel[Message]()
         self.receiver = Receiver(
             client,
@@ -107,6 +117,7 @@ class Pipeline:
             messages=self.messages,
             make_message=self._message,
             release=self.release,
+            on_queue_attributes=self.rejecter.configure,
             observer=self._observers,
             on_error=self._on_error,
         )
@@ -164,6 +175,7 @@ class Pipeline:
             cancelled=self.cancelled,
             timed_out=timed_out,
             duration_s=round(duration_s, 3),
+            rejected=h.rejected,
         )
 
     def _message(self, raw: dict[str, Any], received_at: float) -> Message:
@@ -221,6 +233,13 @@ class Pipeline:
     def _failed(self, message: Message, exc: Exception, duration_s: float) -> None:
         self._observers.handled(message, duration_s, exc)
         self._on_error(HandlerError(message.message_id, exc))
+        if isinstance(exc, Reject):
+            self.rejecter.reject(message, exc)  # to the dead-letter queue, or `_retry` when there is none
+        else:
+            self._retry(message, exc)
+
+    def _retry(self, message: Message, exc: Exception | None = None) -> None:
+        """Schedule the failed message's next delivery: its `Retry` delay, else the retry policy's."""
         if isinstance(exc, Retry):
             delay_s: int | None = exc.delay_s
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from service.aio.channel import Channel
@@ -46,7 +46,8 @@ MessageFactory = Callable[[dict[str, Any], float], Message]
 
 
 class Receiver:
-    """Checks the queue once, then runs receive loops; each reserves credits and rate tokens, then long-polls.
+    """Checks the queue once (its attributes go to `on_queue_attributes`), then runs receive loops; each
+    reserves credits and rate tokens, then long-polls.
 
     Received messages go into `messages`; while paused or stopping, what a call in flight brings is
     handed back at once through `release` instead.
@@ -62,6 +63,7 @@ class Receiver:
         messages: Channel[Message],
         make_message: MessageFactory,
         release: Callable[[Message], None],
+        on_queue_attributes: Callable[[Mapping[str, str]], None] | None = None,
         observer: PipelineObserver,
         on_error: ErrorHandler,
     ) -> None:
@@ -71,6 +73,7 @@ class Receiver:
         self._messages = messages
         self._make_message = make_message
         self._release = release
+        self._on_queue_attributes = on_queue_attributes
         self._observer = observer
         self._on_error = on_error
         self._max_messages = settings.max_number_of_messages
@@ -140,13 +143,17 @@ class Receiver:
         while not self._stopping:
             started = time.monotonic()
             try:
-                await self._client.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["QueueArn"])
+                response = await self._client.get_queue_attributes(
+                    QueueUrl=self._queue_url, AttributeNames=["QueueArn", "RedrivePolicy"]
+                )
             except Exception as exc:
                 self._failed(exc, "GetQueueAttributes", time.monotonic() - started)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopped.wait(), max(0.0, self._resume_at - time.monotonic()))
                 continue
             self._failures = 0
+            if self._on_queue_attributes is not None:
+                self._on_queue_attributes({str(k): v for k, v in response.get("Attributes", {}).items()})
             self._observer.queue_checked()
             return
 

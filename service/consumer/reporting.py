@@ -13,7 +13,7 @@ from typing import Any, TypeAlias
 
 from service.consumer.message import Message
 from service.consumer.observer import PipelineObserver
-from service.errors import HandlerError, MQError, ReceiveError, Retry
+from service.errors import HandlerError, MQError, ReceiveError, Reject, Retry
 
 ErrorHandler: TypeAlias = Callable[[MQError], None]
 
@@ -26,6 +26,8 @@ def log_error(error: MQError) -> None:
     """The default error handler: one log line per error (for receive errors, per streak and every 10th)."""
     if isinstance(error, HandlerError) and isinstance(error.cause, Retry):
         _log.info("%s", error)
+    elif isinstance(error, HandlerError) and isinstance(error.cause, Reject):
+        _log.warning("message %s rejected: %s", error.message_id, error.cause.reason)
     elif isinstance(error, HandlerError):
         _log.warning("%s", error, exc_info=error.cause)
     elif isinstance(error, ReceiveError):
@@ -60,6 +62,9 @@ class Observers(PipelineObserver):
 
     def deleted(self, messages: Sequence[Message]) -> None:
         self._tell("deleted", messages)
+
+    def rejected(self, messages: Sequence[Message]) -> None:
+        self._tell("rejected", messages)
 
     def released(self, messages: Sequence[Message]) -> None:
         self._tell("released", messages)

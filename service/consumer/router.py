@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar, overload
 
 from service.consumer.batching import AnyHandler, BatchHandler, single
 from service.consumer.handler import Handler, SyncHandler, as_handler
 from service.consumer.message import Message
+from service.consumer.typed import OnInvalid, TypedHandler, typed_handler
 from service.errors import ConfigError, RouteError
 
 Resolver = Callable[[Message], str | None]
 RouteHandler = Handler | SyncHandler | BatchHandler
 """What a route runs: a handler of one message (async or sync) or a batch handler (`service.batch`)."""
+H = TypeVar("H", bound=Handler | SyncHandler | BatchHandler)
+T = TypeVar("T")
+R = TypeVar("R", bound=Awaitable[None] | None)
 
 
 def route_attribute(message: Message) -> str | None:
@@ -41,17 +46,51 @@ class Router:
         """The handler of messages with no key or an unknown key, if any."""
         return None if self._fallback is None else self._fallback.call
 
-    def handle(self, route: str, handler: RouteHandler) -> None:
-        """Register `handler` for `route` (replacing any previous one)."""
+    @overload
+    def handle(self, route: str, handler: RouteHandler) -> None: ...
+
+    @overload
+    def handle(
+        self, route: str, handler: TypedHandler[T], *, model: type[T], on_invalid: OnInvalid = "reject"
+    ) -> None: ...
+
+    def handle(
+        self, route: str, handler: Any, *, model: type[Any] | None = None, on_invalid: OnInvalid = "reject"
+    ) -> None:
+        """Register `handler` for `route` (replacing any previous one).
+
+        With `model`, the body is validated into it (see `Message.model`) and the handler is called as
+        `handler(message, value)`; an invalid body is rejected (the dead-letter queue at once), or with
+        `on_invalid="retry"` fails like any error, for the retry policy. A batch handler takes no `model`: it
+        validates each message itself (`message.model(T)` raises InvalidBody, a Reject, for that message alone).
+        """
         if not route:
             raise ConfigError("route", route, "a non-empty route name")
-        self._routes[route] = _Route(handler)
+        if model is None:
+            self._routes[route] = _Route(handler)
+        elif isinstance(handler, BatchHandler):
+            raise ConfigError("model", model, "no model for a batch route: validate with message.model() in it")
+        else:
+            self._routes[route] = _Route(typed_handler(handler, model, on_invalid=on_invalid))
 
-    def route(self, route: str) -> Callable[[RouteHandler], RouteHandler]:
-        """Decorator form of `handle`."""
+    @overload
+    def route(self, route: str) -> Callable[[H], H]: ...
 
-        def register(handler: RouteHandler) -> RouteHandler:
-            self.handle(route, handler)
+    @overload
+    def route(
+        self, route: str, *, model: type[T], on_invalid: OnInvalid = "reject"
+    ) -> Callable[[Callable[[Message, T], R]], Callable[[Message, T], R]]: ...
+
+    def route(
+        self, route: str, *, model: type[Any] | None = None, on_invalid: OnInvalid = "reject"
+    ) -> Callable[[Any], Any]:
+        """Decorator form of `handle`: `@router.route("orders.created", model=OrderCreated)`."""
+
+        def register(handler: Any) -> Any:
+            if model is None:
+                self.handle(route, handler)
+            else:
+                self.handle(route, handler, model=model, on_invalid=on_invalid)
             return handler
 
         return register

@@ -63,8 +63,12 @@ class Server(Runner[ShutdownSummary]):
        batches (`max_messages`, within `max_wait_s`) and runs up to `concurrency` of them, and each message of a
        batch is settled by its own outcome. Success queues the message for deletion. Failure never deletes: the
        retry policy (or a `Retry` raised by the handler) sets its visibility, batched with
-       ChangeMessageVisibilityBatch, and the `error_handler` is told. While a message waits or runs, a heartbeat
-       extends its visibility before it expires, so it is not redelivered to another consumer meanwhile.
+       ChangeMessageVisibilityBatch, and the `error_handler` is told. A handler that raises `Reject` sends its
+       message to the queue's dead-letter queue at once (named by the RedrivePolicy the start-up check read): the
+       rejecter copies it there with SendMessageBatch and queues it for deletion only once SQS stored the copy;
+       without a dead-letter queue, or when the send fails for good, the retry policy applies instead. While a
+       message waits or runs, a heartbeat extends its visibility before it expires, so it is not redelivered
+       meanwhile.
     3. **Delete.** One deleter sends DeleteMessageBatch when `batch_delete_max_messages` are pending or
        the oldest has waited the deletion interval; transient failures are retried.
 
@@ -74,10 +78,10 @@ class Server(Runner[ShutdownSummary]):
     Shutdown, in order: stop issuing receive calls; hand back every message not yet started (visibility
     0, so another consumer gets it at once); let running handlers finish until the deadline (`timeout_s`
     from the shutdown, brought closer by `hurry`), then cancel them and hand their messages back; flush
-    the pending deletions (`drain()` returns here); let the receive calls still in flight return, handing
-    back at once whatever they bring (SQS keeps a long poll open and may give it messages published
-    meanwhile), until the same deadline; flush the visibility changes; close the client if the Server
-    created it (`shutdown()` and `wait()` return here).
+    the dead-letter sends, then the pending deletions (`drain()` returns here); let the receive calls
+    still in flight return, handing back at once whatever they bring (SQS keeps a long poll open and may
+    give it messages published meanwhile), until the same deadline; flush the visibility changes; close
+    the client if the Server created it (`shutdown()` and `wait()` return here).
 
     Data flows one way: the stages report events to the observers (`Health` counts from them, the user's
     `observer`, one or several, and telemetry see them too; a hook that raises is logged and skipped) and errors to the
@@ -261,6 +265,7 @@ class Server(Runner[ShutdownSummary]):
                 receiving=group.create_task(pipeline.receiver.run(self._receive_loops())),
                 processing=group.create_task(self._process(pipeline)),
                 deleting=group.create_task(pipeline.deleter.run()),
+                rejecting=group.create_task(pipeline.rejecter.run()),
                 changing=group.create_task(pipeline.visibility.run()),
                 heartbeat=group.create_task(pipeline.visibility.heartbeat())
                 if self.settings.visibility_heartbeat
@@ -286,6 +291,8 @@ class Server(Runner[ShutdownSummary]):
             pipeline.release(message)
         if stages.heartbeat is not None:
             stages.heartbeat.cancel()
+        pipeline.rejecter.close()  # first: what reaches the dead-letter queue is then deleted
+        await _flush(stages.rejecting, "dead-letter sends")
         pipeline.deleter.close()
         await _flush(stages.deleting, "deletions")
         await _flush(asyncio.ensure_future(pipeline.visibility.flush()), "hand-backs")
@@ -334,6 +341,7 @@ class _Stages:
     receiving: asyncio.Task[None]
     processing: asyncio.Task[None]
     deleting: asyncio.Task[None]
+    rejecting: asyncio.Task[None]
     changing: asyncio.Task[None]
     heartbeat: asyncio.Task[None] | None
 

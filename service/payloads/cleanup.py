@@ -25,7 +25,8 @@ class PayloadCleanup(PipelineObserver):
 
     SQS first, then S3: a message whose SQS delete failed comes back with its payload intact. A failed S3
     delete never fails the message: the object stays behind as an orphan (logged and reported through
-    `PayloadObserver.orphaned`), for an S3 lifecycle rule to expire. The `deleted` hook only queues the
+    `PayloadObserver.orphaned`), for an S3 lifecycle rule to expire. A rejected message's object is kept:
+    its copy in the dead-letter queue points at it. The `deleted` hook only queues the
     object (at most `max_pending`; beyond that, orphans); `concurrency` workers of the task that `start`
     creates delete them. `shutdown(timeout_s)` flushes the queue within `timeout_s`; what is left is orphaned.
     """
@@ -44,6 +45,7 @@ class PayloadCleanup(PipelineObserver):
         self._concurrency = concurrency
         self._runner: asyncio.Task[None] | None = None
         self._closed = False
+        self._kept: set[str] = set()  # ids of rejected messages, until their delete is reported
         self.counts = dict.fromkeys(("deleted", "orphaned"), 0)
 
     async def start(self) -> None:
@@ -69,11 +71,21 @@ class PayloadCleanup(PipelineObserver):
             await asyncio.wait([self._runner])
         self._orphan_queued()
 
+    def rejected(self, messages: Sequence[Message]) -> None:
+        """Keep the payload objects of these messages: their copies in the dead-letter queue point at them."""
+        self._kept.update(message.message_id for message in messages if message.s3_payload is not None)
+
     def deleted(self, messages: Sequence[Message]) -> None:
-        """Queue the payload objects of these deleted messages."""
+        """Queue the payload objects of these deleted messages (not those of rejected ones)."""
         for message in messages:
-            if message.s3_payload is not None:
+            if message.s3_payload is not None and not self._keep(message):
                 self._queue_delete(message.s3_payload)
+
+    def _keep(self, message: Message) -> bool:
+        if message.message_id in self._kept:
+            self._kept.discard(message.message_id)
+            return True
+        return False
 
     def _queue_delete(self, payload: S3Payload) -> None:
         if self._closed:

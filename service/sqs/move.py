@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from service.errors import SQSError
 from service.sqs.batch import call_batch
+from service.sqs.dead_letter import copy_entry
 from service.sqs.queues import sqs_call
 
 if TYPE_CHECKING:
@@ -137,23 +138,8 @@ class ClientSideMove:
         return list(unique.values())
 
     def _send_entry(self, entry_id: str, message: dict[str, Any]) -> dict[str, Any]:
-        entry: dict[str, Any] = {"Id": entry_id, "MessageBody": message["Body"]}
-        attributes = message.get("MessageAttributes")
-        if attributes:
-            entry["MessageAttributes"] = {
-                name: {k: v for k, v in value.items() if k in ("DataType", "StringValue", "BinaryValue")}
-                for name, value in attributes.items()
-            }
-        system = message.get("Attributes", {})
-        if "AWSTraceHeader" in system:
-            entry["MessageSystemAttributes"] = {
-                "AWSTraceHeader": {"DataType": "String", "StringValue": system["AWSTraceHeader"]}
-            }
-        if self._fifo:
-            entry["MessageGroupId"] = system.get("MessageGroupId", "redrive")
-            # The original id: a batch sent twice (a retry after a lost answer) is stored once.
-            entry["MessageDeduplicationId"] = message["MessageId"]
-        return entry
+        # The original id as deduplication id: a batch sent twice (a retry after a lost answer) is stored once.
+        return copy_entry(entry_id, message, fifo=self._fifo, default_group="redrive")
 
     async def _hand_back(self, messages: list[dict[str, Any]]) -> None:
         """Make unsent messages visible in the source again at once (failing that, after the timeout)."""

@@ -16,6 +16,7 @@ from service.consumer.message import Message
 from service.consumer.observer import PipelineObserver
 from service.consumer.pipeline import BatchStep
 from service.consumer.retry import Retry
+from service.errors import Reject
 
 from .metrics import ConsumerMetrics
 from .propagation import extract
@@ -184,6 +185,9 @@ class ConsumerTelemetry(PipelineObserver):
     def deleted(self, messages: Sequence[Message]) -> None:
         self._metrics.add("mq.messages.deleted", len(messages))
 
+    def rejected(self, messages: Sequence[Message]) -> None:
+        self._metrics.add("mq.messages.rejected", len(messages))
+
     def released(self, messages: Sequence[Message]) -> None:
         self._metrics.add("mq.messages.released", len(messages))
         for message in messages:
@@ -202,4 +206,6 @@ def _failed(span: Span, exc: BaseException) -> None:
     span.set_attribute("error.type", type(exc).__qualname__)
     if isinstance(exc, Retry):
         span.set_attribute("mq.retry_requested_s", exc.delay_s)
+    elif isinstance(exc, Reject):
+        span.set_attribute("mq.reject_reason", exc.reason)
     span.set_status(Status(StatusCode.ERROR, str(exc) or type(exc).__name__))

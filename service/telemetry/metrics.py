@@ -26,6 +26,7 @@ _COUNTERS = {
     "mq.messages.handled": ("{message}", "Handler calls, by outcome"),
     "mq.messages.deleted": ("{message}", "Messages deleted after success"),
     "mq.messages.released": ("{message}", "Messages handed back unhandled"),
+    "mq.messages.rejected": ("{message}", "Messages sent to the dead-letter queue by a handler's Reject"),
     "mq.messages.retried": ("{message}", "Retry delays scheduled"),
     "mq.visibility.extended": ("{message}", "Heartbeat extensions"),
     "mq.receive.empty": ("{call}", "Receives that got nothing"),

@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from service import Message, Publisher, Retry, Server, batch
+from service import Message, Publisher, Reject, Retry, Server, batch
 from service.telemetry import Telemetry, TraceContextLogFilter
 from service.telemetry.lean_spans import ReadableSpanSink
 from tests.support.sqs import QueueFactory, send_messages, until
@@ -254,6 +254,31 @@ async def test_a_batch_runs_in_one_span_linked_to_every_producer(
     assert span.status.status_code == StatusCode.ERROR
     assert [event.name for event in span.events] == ["retry scheduled"]
     assert _points(metric_reader)[("mq.batch.size", ())] == 1  # one batch recorded in the histogram
+
+
+async def test_a_rejection_is_counted_and_its_reason_is_on_the_span(
+    sqs: SQSClient,
+    make_queue: QueueFactory,
+    telemetry: Telemetry,
+    metric_reader: InMemoryMetricReader,
+    spans: InMemorySpanExporter,
+) -> None:
+    url = await make_queue(max_receive_count=5)
+    await send_messages(sqs, url, ["poison"])
+
+    async def handler(message: Message) -> None:
+        raise Reject("never parseable")
+
+    server = traced_server(telemetry, url, handler, sqs, error_handler=lambda e: None)
+    async with server:
+        await until(lambda: server.health.deleted == 1)
+    points = _points(metric_reader)
+    assert points[("mq.messages.rejected", ())] == 1
+    assert points[("mq.messages.deleted", ())] == 1
+    assert ("mq.messages.retried", ()) not in points
+    (consumer,) = named(spans, "process ")
+    assert (consumer.attributes or {})["mq.reject_reason"] == "never parseable"
+    assert consumer.status.status_code == StatusCode.ERROR
 
 
 def _points(reader: InMemoryMetricReader) -> dict[tuple[str, tuple[tuple[str, Any], ...]], float]:

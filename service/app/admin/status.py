@@ -43,9 +43,18 @@ _STATUS = {
         "max_messages_per_s": {"type": ["number", "null"], "description": "The rate limit, or null for none."},
         "pipeline": {
             "type": "object",
-            "description": "Counters since start (`deleted` lags `handled` by up to MQ_DELETION_INTERVAL_S) "
+            "description": "Counters since start (`deleted` lags `handled` by up to MQ_DELETION_INTERVAL_S; "
+            "`rejected`: sent to the dead-letter queue by a handler's Reject, then deleted) "
             "and the receive loop's state.",
-            "required": ["received", "handled", "failed", "deleted", "released", "consecutive_receive_errors"],
+            "required": [
+                "received",
+                "handled",
+                "failed",
+                "deleted",
+                "released",
+                "rejected",
+                "consecutive_receive_errors",
+            ],
         },
         "publisher": {"type": "object", "required": ["published", "failed", "retried", "buffered"]},
         "settings": {"type": "object", "required": ["queue_url", "publish_queue_url", "admin_token_set"]},

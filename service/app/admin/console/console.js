@@ -78,7 +78,7 @@ function when(epochSeconds) {
 async function refreshStatus() {
   const status = await api("GET", "/status");
   const pipeline = status.pipeline || {};
-  for (const name of ["received", "handled", "failed", "deleted"]) text(name, pipeline[name]);
+  for (const name of ["received", "handled", "failed", "deleted", "rejected"]) text(name, pipeline[name]);
   const capacity = (status.settings || {}).concurrency;
   text("in-flight", `${status.in_flight} / ${capacity}`);
   text("ready", status.ready ? "yes" : "no");
