@@ -14,6 +14,7 @@ from service import (
     BatchResultError,
     ConfigError,
     ExponentialRetryPolicy,
+    InvalidBody,
     Message,
     PipelineObserver,
     Retry,
@@ -21,7 +22,7 @@ from service import (
     Server,
     batch,
 )
-from tests.support.sqs import QueueFactory, drain_queue, queue_counts, send_messages, until
+from tests.support.sqs import QueueFactory, dead_letter_queue_of, drain_queue, queue_counts, send_messages, until
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
@@ -410,3 +411,32 @@ async def test_the_bulk_example_writes_good_rows_and_retries_bad_bodies(
         await until(lambda: len(outcomes.deleted_bodies) == 20 and len(outcomes.retries) == 2)
     assert sorted((sku, quantity) for _, sku, quantity in table.rows()) == sorted((f"A-{i}", i) for i in range(20))
     assert set(outcomes.retries) == {"not json", '{"sku": 7}'}
+
+
+async def test_a_batch_rejects_one_message_and_retries_another(
+    pipeline_sqs: SQSClient, sqs: SQSClient, make_queue: QueueFactory
+) -> None:
+    url = await make_queue(max_receive_count=5)
+    await send_messages(sqs, url, ["ok", "poison", "later"])
+
+    async def handle(messages: Sequence[Message]) -> dict[Message, Exception]:
+        failures: dict[Message, Exception] = {}
+        for message in messages:
+            if message.body == "poison":
+                try:
+                    message.json()
+                except InvalidBody as exc:
+                    failures[message] = exc
+            elif message.body == "later":
+                failures[message] = Retry(600)
+        return failures
+
+    outcomes = Outcomes()
+    server = Server(url, batch(handle, max_messages=3, max_wait_s=5), client=pipeline_sqs, observer=outcomes)
+    async with server:
+        await until(lambda: outcomes.deleted_bodies == {"ok", "poison"} and "later" in outcomes.retries)
+    dead = await drain_queue(sqs, await dead_letter_queue_of(sqs, url))
+    assert [m["Body"] for m in dead] == ["poison"]  # in the dead-letter queue on its first receive
+    assert dead[0]["MessageAttributes"]["mq_reject_reason"]["StringValue"].startswith("the body is not valid JSON")
+    assert server.health.rejected == 1
+    assert outcomes.retries == {"later": 600}
