@@ -124,6 +124,15 @@ class RouteError(MQError):
         self.route = route
 
 
+class EnvelopeError(MQError):
+    """A message's body claims an SNS, EventBridge or S3 envelope but is malformed; the message fails."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(f"malformed {kind} envelope: {reason}")
+        self.kind = kind
+        self.reason = reason
+
+
 class PublishError(SQSError):
     """A message could not be published; `sender_fault` tells whether the request was at fault."""
 

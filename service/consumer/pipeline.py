@@ -23,6 +23,7 @@ from service.consumer.retry import RetryPolicy
 from service.consumer.settings import ServerSettings
 from service.consumer.visibility import Visibility
 from service.errors import HandlerError, Retry
+from service.sqs.envelopes import S3TestEvent, envelope_kinds
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
@@ -68,6 +69,7 @@ class Pipeline:
         self._on_error = parts.on_error
         settings = parts.settings
         self._step = self._handle if parts.middleware is None else parts.middleware(self._handle)
+        self._envelope_kinds = envelope_kinds(settings.envelope)
         self.cancelled = 0
         self.visibility = Visibility(
             client,
@@ -139,19 +141,35 @@ class Pipeline:
         )
 
     def _message(self, raw: dict[str, Any]) -> Message:
-        return Message(
+        message = Message(
             self._parts.queue_url,
             raw,
             visibility_timeout=self._parts.settings.visibility_timeout,
             retry_policy=self._parts.retry_policy,
             change_visibility=self.visibility.change_now,
         )
+        if self._envelope_kinds:
+            message.open_envelope(self._envelope_kinds)
+        return message
+
+    def _admit(self, message: Message) -> bool:
+        """Whether an enveloped message goes to the handler: not an S3 test event; a malformed one raises."""
+        if message.envelope_error is not None:
+            raise message.envelope_error
+        if isinstance(message.envelope, S3TestEvent):
+            _log.info(
+                "deleting an s3:TestEvent without calling the handler",
+                extra={"message_id": message.message_id, "bucket": message.envelope.bucket},
+            )
+            return False
+        return True
 
     async def _handle(self, message: Message) -> None:
         """The handling step (which middleware wraps): the handler, then deletion or the retry delay."""
         started = time.monotonic()
         try:
-            await self._parts.handler(message)
+            if (message.envelope is None and message.envelope_error is None) or self._admit(message):
+                await self._parts.handler(message)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

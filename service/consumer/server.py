@@ -48,7 +48,11 @@ class Server(Runner[ShutdownSummary]):
        rate limit (`max_messages_per_s`), and every message holds its credit until it is settled. So no
        receive is issued while the processors are saturated, yet the next batch is fetched while the
        current one is being handled.
-    2. **Process.** The processor (bounded, unbounded or partitioned) calls the handler for each message.
+    2. **Process.** As each message is built, the SNS, EventBridge or S3 envelope its body comes in is
+       opened (`envelope`; service/sqs/envelopes.py), so the handler sees the inner body and attributes; an
+       S3 test event is deleted without calling the handler, and a malformed envelope fails the message
+       with EnvelopeError in the handler's place.
+       The processor (bounded, unbounded or partitioned) calls the handler for each message.
        Success queues the message for deletion. Failure never deletes: the retry policy (or a `Retry`
        raised by the handler) sets its visibility, batched with ChangeMessageVisibilityBatch, and the
        `error_handler` is told. While a message waits or runs, a heartbeat extends its visibility
