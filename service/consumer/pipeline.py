@@ -148,7 +148,8 @@ class Pipeline:
             retry_policy=self._parts.retry_policy,
             change_visibility=self.visibility.change_now,
         )
-        if self._envelope_kinds:
+        body = raw.get("Body")
+        if self._envelope_kinds and body and body[0] == "{":  # envelopes are JSON objects: others cost nothing
             message.open_envelope(self._envelope_kinds)
         return message
 

@@ -107,8 +107,13 @@ def open_envelope(raw: Mapping[str, Any], kinds: tuple[str, ...]) -> Opened | No
     Raises EnvelopeError when the body claims one of `kinds` but is malformed.
     """
     body = raw.get("Body")
-    if not body or body[0] != "{" or not any(_MARKERS[kind] in body for kind in kinds):
-        return None  # the cheap path: not a JSON object, or none of the fields that make an envelope
+    if not body or body[0] != "{":
+        return None  # the cheap path: not a JSON object
+    for kind in kinds:
+        if _MARKERS[kind] in body:
+            break
+    else:
+        return None  # a JSON object without any of the fields that make an envelope: no parsing
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
