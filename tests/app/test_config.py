@@ -56,6 +56,7 @@ def test_every_variable_is_read() -> None:
         "MQ_S3_MAX_BODY_BYTES": "2097152",
         "MQ_SQS_CLIENT": "Botocore",
         "MQ_EVENT_LOOP": "asyncio",
+        "MQ_ENVELOPE": "SNS",
     }
     assert set(environ) == set(ENV_VARIABLES.values())
     settings = Settings.from_env(environ)
@@ -75,6 +76,7 @@ def test_every_variable_is_read() -> None:
         2097152,
     )
     assert (settings.sqs_client, settings.event_loop) == ("botocore", "asyncio")
+    assert settings.envelope == settings.server_settings().envelope == "sns"
 
 
 @pytest.mark.parametrize(
@@ -116,6 +118,7 @@ def test_flags_win_over_variables_and_empty_means_unset() -> None:
         ("MQ_PUBLISH_MAX_BATCH", "0", "an integer from 1 to 1000"),
         ("MQ_SQS_CLIENT", "boto3", "one of lean, botocore"),
         ("MQ_EVENT_LOOP", "trio", "one of auto, asyncio, uvloop"),
+        ("MQ_ENVELOPE", "sqs", "one of auto, sns, eventbridge, s3, none"),
     ],
 )
 def test_invalid_values_name_the_variable_and_what_is_allowed(variable: str, value: str, allowed: str) -> None:

@@ -16,6 +16,7 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from service import (
+    ConfigError,
     EnvelopeError,
     EventBridgeEnvelope,
     HandlerError,
@@ -24,6 +25,7 @@ from service import (
     Router,
     S3Notification,
     Server,
+    ServerSettings,
     SnsEnvelope,
 )
 from service.telemetry import Telemetry
@@ -200,3 +202,8 @@ async def test_a_malformed_sns_envelope_fails_the_message_with_a_clear_error(
     assert isinstance(error.cause, EnvelopeError)
     assert str(error.cause) == "malformed sns envelope: SigningCertURL is missing"
     assert server.health.deleted == 0
+
+
+def test_an_unknown_envelope_setting_is_refused() -> None:
+    with pytest.raises(ConfigError, match="envelope: 'sqs' is not allowed; expected one of auto, sns, eventbridge"):
+        ServerSettings(envelope="sqs")  # type: ignore[arg-type]
