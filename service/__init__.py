@@ -38,6 +38,7 @@ from service.errors import (
     ClosedError,
     ConfigError,
     DeleteError,
+    EnvelopeError,
     HandlerError,
     InvalidBody,
     MQError,
@@ -53,6 +54,7 @@ from service.publishing.entry import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, Publish
 from service.publishing.observer import OutputHandler, PublishObserver
 from service.publishing.publisher import Publisher
 from service.publishing.settings import DEFAULT_BATCH_MAX_MESSAGES, DEFAULT_PUBLISH_INTERVAL_S, PublisherSettings
+from service.sqs.envelopes import EventBridgeEnvelope, S3Notification, S3Record, SnsEnvelope
 
 __all__ = [
     "DEFAULT_BATCH_DELETE_MAX_MESSAGES",
@@ -81,6 +83,8 @@ __all__ = [
     "ClosedError",
     "ConfigError",
     "DeleteError",
+    "EnvelopeError",
+    "EventBridgeEnvelope",
     "ExponentialRetryPolicy",
     "Handler",
     "HandlerError",
@@ -104,11 +108,14 @@ __all__ = [
     "RetryPolicy",
     "RouteError",
     "Router",
+    "S3Notification",
+    "S3Record",
     "SQSError",
     "Server",
     "ServerGroup",
     "ServerSettings",
     "ShutdownSummary",
+    "SnsEnvelope",
     "SyncHandler",
     "UnboundedProcessor",
     "VisibilityError",

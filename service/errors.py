@@ -149,6 +149,16 @@ class BatchResultError(MQError):
     every message of the batch counts as failed."""
 
 
+class EnvelopeError(Reject):
+    """A message's body claims an SNS, EventBridge or S3 envelope but is malformed: a poison message, rejected
+    (sent to the dead-letter queue at once, like any `Reject`)."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(f"malformed {kind} envelope: {reason}")
+        self.kind = kind
+        self.envelope_reason = reason
+
+
 class PublishError(SQSError):
     """A message could not be published; `sender_fault` tells whether the request was at fault."""
 

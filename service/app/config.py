@@ -13,6 +13,7 @@ from service.consumer.processors import PROCESSOR_NAMES, ProcessorName
 from service.consumer.settings import INTEGER_RANGES, SETTING_NAMES, ServerSettings
 from service.errors import MAX_VISIBILITY_TIMEOUT, ConfigError
 from service.sqs.client import CLIENT_KINDS, ClientKind
+from service.sqs.envelopes import ENVELOPE_MODES, EnvelopeMode
 from service.telemetry.setup import EXPORT_PATHS
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -60,6 +61,8 @@ class Settings:
     s3_max_body_bytes: int = 32 * 1_048_576
     # The SQS client of the Server and the Publisher: "lean" costs the least CPU per message.
     sqs_client: ClientKind = "lean"
+    # Bodies wrapped by SNS, EventBridge or S3 are opened for the handler: "auto" opens any unmistakable one.
+    envelope: EnvelopeMode = "auto"
     # The event loop: uvloop when installed ("auto"), or the standard asyncio loop.
     event_loop: str = "auto"
     # How the service's own spans are exported: lean records encoded straight to OTLP, or the SDK's spans.
@@ -240,6 +243,8 @@ _MEANINGS: dict[str, str] = {
     "event_loop": "auto: uvloop when installed, else asyncio's loop",
     "tracing_export": "how the service's own spans (message, publish, SQS calls) are exported: lean "
     "(encoded straight to OTLP, the least CPU) or sdk (through the OpenTelemetry SDK's span processors)",
+    "envelope": "the envelope a body is opened from (SNS, EventBridge, S3 notifications; see "
+    "docs/message-sources.md); auto: any of them when unmistakable; none: bodies are left alone",
     "s3_bucket": "large payloads through S3 (SQS Extended Client format) in this bucket; empty: off",
     "s3_prefix": "key prefix of the payload objects",
     "s3_threshold_bytes": "a message whose body and attributes exceed this goes to S3; 0: every message",
@@ -299,6 +304,7 @@ _PARSERS: dict[str, Parser] = {
     "sqs_client": _choice(*CLIENT_KINDS),
     "event_loop": _choice("auto", "asyncio", "uvloop"),
     "tracing_export": _choice(*EXPORT_PATHS),
+    "envelope": _choice(*ENVELOPE_MODES),
 }
 
 ENV_VARIABLES: dict[str, str] = {name: "MQ_" + name.upper() for name in _PARSERS}

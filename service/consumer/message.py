@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from service.consumer.bodies import decode_json, validate_body
 from service.consumer.retry import DEFAULT_RETRY_POLICY, MAX_VISIBILITY_TIMEOUT, RetryPolicy
+from service.errors import EnvelopeError
+from service.sqs.envelopes import Envelope, open_envelope
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs.type_defs import MessageTypeDef
@@ -43,7 +45,10 @@ class Message:
     __slots__ = (
         "_change_visibility",
         "_json",
+        "_raw_body",
         "as_received",
+        "envelope",
+        "envelope_error",
         "queue_url",
         "raw",
         "received_at",
@@ -73,6 +78,10 @@ class Message:
         self._change_visibility = change_visibility
         # Set when the body came from S3 (an SQS Extended Client pointer): `body` is then the object's content.
         self.s3_payload: S3Payload | None = None
+        # Set by `open_envelope` when the body came wrapped by SNS, EventBridge or S3 (see service/sqs/envelopes.py).
+        self.envelope: Envelope | None = None
+        self.envelope_error: EnvelopeError | None = None
+        self._raw_body: str | None = None
 
     def __repr__(self) -> str:
         return f"Message(message_id={self.message_id!r}, receive_count={self.receive_count})"
@@ -91,6 +100,11 @@ class Message:
     def body(self) -> str:
         """The message body."""
         return str(self.raw.get("Body", ""))
+
+    @property
+    def raw_body(self) -> str:
+        """The body as SQS delivered it: the envelope's JSON, or the S3 pointer, before either was opened."""
+        return self.body if self._raw_body is None else self._raw_body
 
     @property
     def attributes(self) -> Mapping[str, str]:
@@ -144,6 +158,29 @@ class Message:
             return None
         string = value.get("StringValue")
         return None if string is None else str(string)
+
+    def open_envelope(self, kinds: tuple[str, ...]) -> None:
+        """Open the SNS, EventBridge or S3 envelope among `kinds` the body comes in, if any (once, when received).
+
+        A malformed envelope is kept in `envelope_error`: the Server fails the message with it, unhandled.
+        """
+        try:
+            opened = open_envelope(self.raw, kinds)
+        except EnvelopeError as error:
+            self.envelope_error = error
+            return
+        if opened is not None:
+            self.envelope = opened.envelope
+            self.rewrite(opened.body, opened.message_attributes)
+
+    def rewrite(self, body: str, message_attributes: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        """Give the handler `body` (and `message_attributes`) instead; `raw_body` keeps what SQS delivered."""
+        if self._raw_body is None:
+            self._raw_body = self.body
+        raw = {**self.raw, "Body": body}
+        if message_attributes is not None:
+            raw["MessageAttributes"] = message_attributes
+        self.raw = raw
 
     def max_visibility_s(self) -> int:
         """The longest visibility timeout SQS still accepts: 12 hours from the first receipt, less time spent."""

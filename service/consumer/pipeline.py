@@ -26,6 +26,7 @@ from service.consumer.retry import RetryPolicy
 from service.consumer.settings import ServerSettings
 from service.consumer.visibility import Visibility
 from service.errors import HandlerError, Reject, Retry
+from service.sqs.envelopes import S3TestEvent, envelope_kinds
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
@@ -82,6 +83,7 @@ class Pipeline:
             self._handle_batch if parts.batch_middleware is None else parts.batch_middleware(self._handle_batch)
         )
         self._fifo = parts.queue_url.endswith(".fifo")
+        self._envelope_kinds = envelope_kinds(settings.envelope)
         self.cancelled = 0
         self.visibility = Visibility(
             client,
@@ -179,7 +181,7 @@ class Pipeline:
         )
 
     def _message(self, raw: dict[str, Any], received_at: float) -> Message:
-        return Message(
+        message = Message(
             self._parts.queue_url,
             raw,
             received_at=received_at,
@@ -187,12 +189,29 @@ class Pipeline:
             retry_policy=self._parts.retry_policy,
             change_visibility=self.visibility.change_now,
         )
+        body = raw.get("Body")
+        if self._envelope_kinds and body and body[0] == "{":  # envelopes are JSON objects: others cost nothing
+            message.open_envelope(self._envelope_kinds)
+        return message
+
+    def _admit(self, message: Message) -> bool:
+        """Whether an enveloped message goes to the handler: not an S3 test event; a malformed one raises."""
+        if message.envelope_error is not None:
+            raise message.envelope_error
+        if isinstance(message.envelope, S3TestEvent):
+            _log.info(
+                "deleting an s3:TestEvent without calling the handler",
+                extra={"message_id": message.message_id, "bucket": message.envelope.bucket},
+            )
+            return False
+        return True
 
     async def _handle(self, message: Message) -> None:
         """The handling step (which middleware wraps): the handler, then deletion or the retry delay."""
         started = time.monotonic()
         try:
-            await self._parts.handler(message)
+            if (message.envelope is None and message.envelope_error is None) or self._admit(message):
+                await self._parts.handler(message)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -211,7 +230,7 @@ class Pipeline:
         """The handling step of a batch (which batch middleware wraps): the batch handler, then each message's
         deletion or retry delay; on a FIFO queue a group's messages after its first failure are handed back."""
         started = time.monotonic()
-        outcomes = await handler.run(batch)
+        outcomes = await self._run_batch(handler, batch)
         duration_s = time.monotonic() - started
         stopped: set[str] = set()  # FIFO groups with a failure earlier in this batch
         for i, (message, outcome) in enumerate(zip(batch, outcomes, strict=True)):
@@ -229,6 +248,23 @@ class Pipeline:
                 self._ledger.settle(message)
                 self._failed(message, outcome, duration_s)
         return outcomes
+
+    async def _run_batch(self, handler: BatchHandler, batch: list[Message]) -> list[Outcome]:
+        """The batch handler's outcomes; enveloped messages it must not see (an S3 test event, a malformed
+        envelope) are settled without it, as `_admit` decides for single messages."""
+        if all(message.envelope is None and message.envelope_error is None for message in batch):
+            return await handler.run(batch)
+        settled: dict[Message, Outcome] = {}
+        for message in batch:
+            if message.envelope is not None or message.envelope_error is not None:
+                try:
+                    if not self._admit(message):
+                        settled[message] = None
+                except Reject as exc:
+                    settled[message] = exc
+        admitted = [message for message in batch if message not in settled]
+        ran = dict(zip(admitted, await handler.run(admitted) if admitted else [], strict=True))
+        return [settled[message] if message in settled else ran[message] for message in batch]
 
     def _failed(self, message: Message, exc: Exception, duration_s: float) -> None:
         self._observers.handled(message, duration_s, exc)

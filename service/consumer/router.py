@@ -10,6 +10,7 @@ from service.consumer.handler import Handler, SyncHandler, as_handler
 from service.consumer.message import Message
 from service.consumer.typed import OnInvalid, TypedHandler, typed_handler
 from service.errors import ConfigError, RouteError
+from service.sqs.envelopes import EventBridgeEnvelope
 
 Resolver = Callable[[Message], str | None]
 RouteHandler = Handler | SyncHandler | BatchHandler
@@ -20,12 +21,15 @@ R = TypeVar("R", bound=Awaitable[None] | None)
 
 
 def route_attribute(message: Message) -> str | None:
-    """The default resolver: the `route` message attribute."""
-    return message.route
+    """The default resolver: the `route` message attribute, else an EventBridge event's `detail-type`."""
+    route = message.route
+    if route is None and isinstance(message.envelope, EventBridgeEnvelope):
+        return message.envelope.detail_type
+    return route
 
 
 class Router:
-    """Routes messages by a key (default: the `route` attribute) to registered handlers.
+    """Routes messages by a key (default: the `route` attribute, else an EventBridge event's detail-type).
 
     A message with no key or an unknown key goes to `fallback` when one is set; otherwise the Router raises
     RouteError, so the message stays in the queue to be retried and, in the end, reaches its dead-letter queue.

@@ -58,10 +58,13 @@ class Server(Runner[ShutdownSummary]):
        rate limit (`max_messages_per_s`), and every message holds its credit until it is settled. So no
        receive is issued while the processors are saturated, yet the next batch is fetched while the
        current one is being handled.
-    2. **Process.** The processor (bounded, unbounded or partitioned) calls the handler for each message; for a
-       batch handler (`service.batch`, or a Router with batch routes) the batching processor gathers messages into
-       batches (`max_messages`, within `max_wait_s`) and runs up to `concurrency` of them, and each message of a
-       batch is settled by its own outcome. Success queues the message for deletion. Failure never deletes: the
+    2. **Process.** As each message is built, the SNS, EventBridge or S3 envelope its body comes in is opened
+       (`envelope`; service/sqs/envelopes.py), so the handler sees the inner body and attributes; an S3 test event
+       is deleted without calling the handler, and a malformed envelope is rejected (EnvelopeError, a `Reject`, in
+       the handler's place). The processor (bounded, unbounded or partitioned) calls the handler for each message;
+       for a batch handler (`service.batch`, or a Router with batch routes) the batching processor gathers messages
+       into batches (`max_messages`, within `max_wait_s`) and runs up to `concurrency` of them, and each message of
+       a batch is settled by its own outcome. Success queues the message for deletion. Failure never deletes: the
        retry policy (or a `Retry` raised by the handler) sets its visibility, batched with
        ChangeMessageVisibilityBatch, and the `error_handler` is told. A handler that raises `Reject` sends its
        message to the queue's dead-letter queue at once (named by the RedrivePolicy the start-up check read): the

@@ -11,6 +11,7 @@ from service.checks import check_range, check_seconds
 from service.consumer.processors import PROCESSOR_NAMES, Processor, ProcessorName
 from service.errors import MAX_VISIBILITY_TIMEOUT, ConfigError
 from service.sqs.client import CLIENT_KINDS, DEFAULT_CLIENT_KIND, ClientKind
+from service.sqs.envelopes import DEFAULT_ENVELOPE_MODE, ENVELOPE_MODES, EnvelopeMode
 
 DEFAULT_CONCURRENCY = 1
 DEFAULT_MAX_NUMBER_OF_MESSAGES = 10
@@ -43,7 +44,8 @@ class ServerSettings:
     `deletion_interval_s` None derives it from the visibility timeout (see `effective_deletion_interval_s`);
     `prefetch` None prefetches one receive's worth (`max_number_of_messages`); `max_messages_per_s` None
     receives as fast as the handlers go; `sqs_client` is the kind of client the Server creates when it is
-    given none ("lean": the least CPU per message; "botocore": aiobotocore's).
+    given none ("lean": the least CPU per message; "botocore": aiobotocore's); `envelope` the SNS, EventBridge
+    or S3 envelope a body is opened from ("auto": any of them when unmistakable; "none": bodies are left alone).
     """
 
     concurrency: int = DEFAULT_CONCURRENCY
@@ -60,6 +62,7 @@ class ServerSettings:
     max_messages_per_s: float | None = None
     receive_backoff: Backoff = DEFAULT_RECEIVE_BACKOFF
     sqs_client: ClientKind = DEFAULT_CLIENT_KIND
+    envelope: EnvelopeMode = DEFAULT_ENVELOPE_MODE
 
     def __post_init__(self) -> None:
         for name, (low, high) in INTEGER_RANGES.items():
@@ -83,6 +86,8 @@ class ServerSettings:
             raise ConfigError("processor", self.processor, "a processor name or an object with capacity and run()")
         if self.sqs_client not in CLIENT_KINDS:
             raise ConfigError("sqs_client", self.sqs_client, f"one of {', '.join(CLIENT_KINDS)}")
+        if self.envelope not in ENVELOPE_MODES:
+            raise ConfigError("envelope", self.envelope, f"one of {', '.join(ENVELOPE_MODES)}")
 
     def _check_deletion_interval(self) -> None:
         if self.deletion_interval_s is None:
@@ -126,6 +131,7 @@ class ServerOptions(TypedDict, total=False):
     max_messages_per_s: float | None
     receive_backoff: Backoff
     sqs_client: ClientKind
+    envelope: EnvelopeMode
 
 
 SETTING_NAMES = tuple(field.name for field in fields(ServerSettings))

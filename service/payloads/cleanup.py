@@ -12,6 +12,7 @@ from service.payloads.observer import PayloadObserver
 from service.payloads.pointer import PayloadError
 from service.payloads.resolve import ResolvedPayload
 from service.payloads.store import S3Store
+from service.sqs.envelopes import SnsEnvelope
 
 DEFAULT_MAX_PENDING = 10_000
 DEFAULT_CLEANUP_CONCURRENCY = 4
@@ -78,7 +79,9 @@ class PayloadCleanup(PipelineObserver):
     def deleted(self, messages: Sequence[Message]) -> None:
         """Queue the payload objects of these deleted messages (not those of rejected ones)."""
         for message in messages:
-            if message.s3_payload is not None and not self._keep(message):
+            kept = self._keep(message)  # forgets the message id either way
+            # A payload that came through SNS belongs to the topic's publisher: every subscription reads it.
+            if message.s3_payload is not None and not kept and not isinstance(message.envelope, SnsEnvelope):
                 self._queue_delete(message.s3_payload)
 
     def _keep(self, message: Message) -> bool:

@@ -43,11 +43,7 @@ class PayloadFetcher:
             self._observer.fetch_failed(error)
             raise
         payload = ResolvedPayload(pointer.bucket, pointer.key, len(body.encode()))
-        message.raw = {
-            **message.raw,
-            "Body": body,
-            "MessageAttributes": without_size_attribute(message.message_attributes),
-        }
+        message.rewrite(body, without_size_attribute(message.message_attributes))
         message.s3_payload = payload
         self._observer.fetched(payload)
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiobotocore.session import get_session
 
 from service.errors import ConfigError
 from service.sqs.client import create_client
+
+if TYPE_CHECKING:
+    from types_aiobotocore_sqs import SQSClient
 
 QUEUE_NAME = "mq-service"
 DEAD_LETTER_QUEUE_NAME = "mq-service-dlq"
@@ -32,6 +36,43 @@ _ENV_KEYS = (
 _log = logging.getLogger("service.local_sqs")
 
 
+def start_moto_server() -> tuple[Any, str]:
+    """A moto server (SQS, S3, SNS...) in a thread of this process on 127.0.0.1 and a free port: (server, endpoint).
+
+    Raises ImportError without the `local` extra. Stop it with `server.stop()`.
+    """
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415 - an optional dependency
+
+    for name in ("werkzeug", "moto"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    return server, f"http://{host}:{port}"
+
+
+async def create_queue_with_dead_letter_queue(
+    client: SQSClient,
+    name: str,
+    *,
+    dead_letter_queue_name: str,
+    max_receive_count: int,
+    attributes: Mapping[str, str] | None = None,
+) -> tuple[str, str]:
+    """Create a queue whose messages move to a new dead-letter queue after `max_receive_count` receives.
+
+    For a FIFO queue, both names end in `.fifo` and `attributes` holds `FifoQueue`. Returns both URLs.
+    """
+    fifo = {key: value for key, value in (attributes or {}).items() if key == "FifoQueue"}
+    created = await client.create_queue(QueueName=dead_letter_queue_name, Attributes=fifo)  # type: ignore[arg-type]
+    dead_letter_queue_url = created["QueueUrl"]
+    arn = await client.get_queue_attributes(QueueUrl=dead_letter_queue_url, AttributeNames=["QueueArn"])
+    redrive = {"deadLetterTargetArn": arn["Attributes"]["QueueArn"], "maxReceiveCount": max_receive_count}
+    queue_attributes = {**(attributes or {}), "RedrivePolicy": json.dumps(redrive)}
+    queue_url = (await client.create_queue(QueueName=name, Attributes=queue_attributes))["QueueUrl"]  # type: ignore[arg-type]
+    return queue_url, dead_letter_queue_url
+
+
 @dataclass
 class LocalSQS:
     """A moto server in a thread of this process, with a queue, its dead-letter queue and an S3 bucket for payloads.
@@ -49,17 +90,11 @@ class LocalSQS:
     async def start(self) -> None:
         """Start the server, point this process's AWS environment at it, create the queues."""
         try:
-            from moto.server import ThreadedMotoServer  # noqa: PLC0415 - an optional dependency
+            self._server, self.endpoint = start_moto_server()
         except ImportError as exc:
             raise ConfigError(
                 "MQ_QUEUE_URL", "", "a queue URL, or install the embedded SQS server: pip install 'mq-service[local]'"
             ) from exc
-        for name in ("werkzeug", "moto"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.endpoint = f"http://{host}:{port}"
         self._saved = {key: os.environ.get(key) for key in _ENV_KEYS}
         os.environ.pop("AWS_SESSION_TOKEN", None)
         os.environ.update(
@@ -105,16 +140,9 @@ class LocalSQS:
 
     async def _create_queues(self) -> None:
         async with create_client(kind="botocore") as client:  # CreateQueue: only aiobotocore's client has it
-            self.dead_letter_queue_url = (await client.create_queue(QueueName=DEAD_LETTER_QUEUE_NAME))["QueueUrl"]
-            attributes = await client.get_queue_attributes(
-                QueueUrl=self.dead_letter_queue_url, AttributeNames=["QueueArn"]
+            self.queue_url, self.dead_letter_queue_url = await create_queue_with_dead_letter_queue(
+                client, QUEUE_NAME, dead_letter_queue_name=DEAD_LETTER_QUEUE_NAME, max_receive_count=MAX_RECEIVE_COUNT
             )
-            redrive = {
-                "deadLetterTargetArn": attributes["Attributes"]["QueueArn"],
-                "maxReceiveCount": MAX_RECEIVE_COUNT,
-            }
-            created = await client.create_queue(QueueName=QUEUE_NAME, Attributes={"RedrivePolicy": json.dumps(redrive)})
-            self.queue_url = created["QueueUrl"]
 
     async def _create_bucket(self) -> None:
         session = get_session()

@@ -27,7 +27,9 @@ class ConsumerTelemetry(PipelineObserver):
     """Use as both `Server(middleware=t.middleware, observer=t)`.
 
     The span `process <queue>` (kind CONSUMER) covers the handler and the Server's decision after it
-    (deletion queued or retry delay). Its parent is the context the message carries; it links to the span
+    (deletion queued or retry delay). Its parent is the context the message carries (for a message that came
+    through SNS, the context in the SNS message attributes); `mq.envelope` names the envelope its body was
+    opened from (sns, eventbridge, s3). It links to the span
     of the receive call that fetched the message. Events record retry delays, visibility extensions and
     hand-backs; the status is ERROR with the exception recorded when the handler raised.
     """
@@ -147,6 +149,9 @@ class ConsumerTelemetry(PipelineObserver):
         ):
             if value is not None:
                 attributes[name] = value
+        envelope = message.envelope or message.envelope_error
+        if envelope is not None:
+            attributes["mq.envelope"] = envelope.kind
         return self._tracer.start_span(
             self._span_name,
             context=extract(message) or otel_context.Context(),

@@ -57,6 +57,7 @@ def test_every_variable_is_read() -> None:
         "MQ_SQS_CLIENT": "Botocore",
         "MQ_EVENT_LOOP": "asyncio",
         "MQ_TRACING_EXPORT": "SDK",
+        "MQ_ENVELOPE": "SNS",
     }
     assert set(environ) == set(ENV_VARIABLES.values())
     settings = Settings.from_env(environ)
@@ -77,6 +78,7 @@ def test_every_variable_is_read() -> None:
     )
     assert (settings.sqs_client, settings.event_loop) == ("botocore", "asyncio")
     assert settings.tracing_export == "sdk"
+    assert settings.envelope == settings.server_settings().envelope == "sns"
 
 
 @pytest.mark.parametrize(
@@ -118,6 +120,7 @@ def test_flags_win_over_variables_and_empty_means_unset() -> None:
         ("MQ_PUBLISH_MAX_BATCH", "0", "an integer from 1 to 1000"),
         ("MQ_SQS_CLIENT", "boto3", "one of lean, botocore"),
         ("MQ_EVENT_LOOP", "trio", "one of auto, asyncio, uvloop"),
+        ("MQ_ENVELOPE", "sqs", "one of auto, sns, eventbridge, s3, none"),
     ],
 )
 def test_invalid_values_name_the_variable_and_what_is_allowed(variable: str, value: str, allowed: str) -> None:
