@@ -12,6 +12,9 @@ from service.consumer.handler import Handler, SyncHandler
 from service.consumer.processors import PROCESSOR_NAMES, ProcessorName
 from service.consumer.settings import INTEGER_RANGES, SETTING_NAMES, ServerSettings
 from service.errors import MAX_VISIBILITY_TIMEOUT, ConfigError
+from service.idempotency.guard import DEFAULT_EXPIRES_S, MAX_EXPIRES_S
+from service.idempotency.keys import check_key
+from service.idempotency.stores import check_store_url
 from service.sqs.client import CLIENT_KINDS, ClientKind
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -61,6 +64,10 @@ class Settings:
     sqs_client: ClientKind = "lean"
     # The event loop: uvloop when installed ("auto"), or the standard asyncio loop.
     event_loop: str = "auto"
+    # The idempotency guard around the handler: on when a store is set (docs/idempotency.md).
+    idempotency_store: str = ""
+    idempotency_key: str = "message_id"
+    idempotency_expires_s: int = DEFAULT_EXPIRES_S
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], overrides: Mapping[str, str] | None = None) -> Settings:
@@ -195,6 +202,20 @@ def _bucket(source: str, raw: str) -> str:
     return raw
 
 
+def _store_url(source: str, raw: str) -> str:
+    try:
+        return check_store_url(raw, name=source)
+    except ConfigError as error:
+        raise ConfigError(source, raw, f"{error.allowed}, or empty for no idempotency guard") from error
+
+
+def _idempotency_key(source: str, raw: str) -> str:
+    try:
+        return check_key(raw)
+    except ConfigError as error:
+        raise ConfigError(source, raw, error.allowed) from error
+
+
 def _import_path(source: str, raw: str) -> str:
     if not _IMPORT_PATH.match(raw):
         raise ConfigError(source, raw, "an import path module:attribute, e.g. handlers.example:router")
@@ -235,6 +256,9 @@ _MEANINGS: dict[str, str] = {
     "s3_delete_payloads": "delete a payload object once its message was deleted",
     "s3_legacy_attribute": "mark offloaded messages with SQSLargePayloadSize instead of ExtendedPayloadSize",
     "s3_max_body_bytes": "the largest body accepted for offloading",
+    "idempotency_store": "run the handler once per key, with records in this store; empty: no guard",
+    "idempotency_key": "what makes two messages the same for the idempotency guard",
+    "idempotency_expires_s": "how long a completed key is remembered",
 }
 
 
@@ -287,6 +311,9 @@ _PARSERS: dict[str, Parser] = {
     "s3_max_body_bytes": _integer(1_048_576, 2 * 1024**3),
     "sqs_client": _choice(*CLIENT_KINDS),
     "event_loop": _choice("auto", "asyncio", "uvloop"),
+    "idempotency_store": _store_url,
+    "idempotency_key": _idempotency_key,
+    "idempotency_expires_s": _integer(1, MAX_EXPIRES_S),
 }
 
 ENV_VARIABLES: dict[str, str] = {name: "MQ_" + name.upper() for name in _PARSERS}

@@ -28,6 +28,7 @@ from service.app.listener import bind_admin
 from service.app.operations import Operations
 from service.consumer.handler import Handler, SyncHandler, as_handler
 from service.consumer.server import Server
+from service.idempotency import Idempotent, idempotent, store_from_url
 from service.payloads.payloads import S3Payloads
 from service.publishing.publisher import Publisher
 from service.telemetry.hooks import Hooks, HooksFactory
@@ -78,6 +79,7 @@ class Runtime:
             instrument_client=self.hooks.instrument_client,
         )
         self.payloads = _payloads(settings, self.hooks)
+        self.idempotency: Idempotent | None = None
         self.server = self._server(as_handler(handler))
         self.publisher = self._publisher()
         self.admin_url = ""
@@ -94,6 +96,8 @@ class Runtime:
         """The consumer: the handler and the observer wrapped by telemetry, the operator's ring and S3 payloads."""
         hooks, payloads = self.hooks, self.payloads
         handler = handler if hooks.wrap_handler is None else hooks.wrap_handler(handler)
+        if self.settings.idempotency_store:  # inside the payload step: a body key hashes the body, not its pointer
+            handler = self.idempotency = self._guard(handler)
         return Server(
             self.queue_url,
             handler if payloads is None else payloads.wrap_handler(handler),
@@ -105,6 +109,18 @@ class Runtime:
             ],
             middleware=hooks.server_middleware,
             instrument_client=hooks.instrument_client,
+        )
+
+    def _guard(self, handler: Handler) -> Idempotent:
+        """The idempotency guard around the handler (MQ_IDEMPOTENCY_*); keys are prefixed with the queue's name."""
+        settings = self.settings
+        return idempotent(
+            handler,
+            store_from_url(settings.idempotency_store),
+            key=settings.idempotency_key,
+            expires_s=settings.idempotency_expires_s,
+            namespace=self.queue_url.rstrip("/").rsplit("/", 1)[-1],
+            observer=self.hooks.idempotency_observer,
         )
 
     def _publisher(self) -> Publisher:
@@ -158,6 +174,8 @@ class Runtime:
         """Start the large payloads' store (if configured), the operator's component, the Server and the Publisher."""
         if self.payloads is not None:  # closed after the Server's last deletions and the Publisher's last send
             await self._components.enter_async_context(self.payloads)
+        if self.idempotency is not None:  # closed once the Server stopped handling
+            self._components.push_async_callback(self.idempotency.store.close)
         await self.operations.start()
         await self.server.start()
         await self.publisher.start()
