@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 import pytest
 
 from service.sqs.client import create_client
-
 from tests.support.idempotency import store, store_kind
 
 from .fault_proxy import FaultProxy

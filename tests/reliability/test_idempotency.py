@@ -34,9 +34,9 @@ async def test_lost_delete_answers_and_a_delete_outage_run_each_handler_once(
     make_queue: QueueFactory,
     proxied_sqs: SQSClient,
     through_proxy: FaultProxy,
-    ledger: Ledger,
     store: Store,
 ) -> None:
+    ledger = Ledger()
     url = await make_queue()
     ids = make_ids(40, "guarded-delete")
     await send_messages(sqs, url, [body_for(i) for i in ids])
@@ -126,8 +126,7 @@ async def test_two_consumers_receiving_one_body_at_once_never_run_it_concurrentl
 
     guard = idempotent(handler, store, key="body", in_progress_delay_s=1)
     consumers = [
-        Server(url, guard, client=sqs, concurrency=10, wait_time_seconds=1, deletion_interval_s=0.2)
-        for _ in range(2)
+        Server(url, guard, client=sqs, concurrency=10, wait_time_seconds=1, deletion_interval_s=0.2) for _ in range(2)
     ]
     async with consumers[0], consumers[1]:
         await eventually(lambda: _empty(sqs, url), timeout_s=60, what="all 30 messages deleted")
@@ -211,7 +210,7 @@ async def _states(redis_url: str, queue_url: str, message_ids: dict[str, str]) -
         for message_id, body_id in message_ids.items():
             value = await client.get(f"mq-idempotency:{namespace}:message_id:{message_id}")
             if value is not None:
-                states[body_id] = value.decode().split(":", 1)[0]
+                states[body_id] = bytes(value).decode().split(":", 1)[0]
         return states
     finally:
         await client.aclose()
