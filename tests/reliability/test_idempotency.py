@@ -204,13 +204,13 @@ async def _send(sqs: SQSClient, url: str, bodies: list[str]) -> dict[str, str]:
 async def _states(redis_url: str, queue_url: str, message_ids: dict[str, str]) -> dict[str, str]:
     """The body id -> record state (completed, in_progress) in the service's Redis store."""
     namespace = queue_url.rstrip("/").rsplit("/", 1)[-1]
-    client = aioredis.Redis.from_url(redis_url)
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     try:
         states: dict[str, str] = {}
         for message_id, body_id in message_ids.items():
             value = await client.get(f"mq-idempotency:{namespace}:message_id:{message_id}")
             if value is not None:
-                states[body_id] = bytes(value).decode().split(":", 1)[0]
+                states[body_id] = str(value).split(":", 1)[0]
         return states
     finally:
         await client.aclose()
