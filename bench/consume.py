@@ -24,6 +24,7 @@ from service.consumer.receiver import REQUIRED_ATTRIBUTE_NAMES
 from service.consumer.settings import DEFAULT_ATTRIBUTE_NAMES
 from service.sqs.client import CLIENT_KINDS, create_client, region_for
 
+from .idempotency import GuardedHandler, guarded
 from .measure import ApiCalls, Usage, emit, phase_result
 from .tracing import Instrumentation, TracingUnavailable
 
@@ -49,6 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--deadline-s", type=float, default=120.0, help="give up after this long")
     parser.add_argument("--client", choices=CLIENT_KINDS, default="botocore", help="the SQS client")
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio", help="the event loop")
+    parser.add_argument(
+        "--idempotency", choices=("off", "redis"), default="off", help="the idempotency guard, on a redis-server"
+    )
     return parser.parse_args(argv)
 
 
@@ -68,13 +72,20 @@ def make_handler(sleep_ms: float) -> Any:
 async def run_server(args: argparse.Namespace) -> dict[str, Any]:
     """The Server, set up as a deployment would be: long polls, default deletion interval and visibility."""
     telemetry = None if args.telemetry == "off" else Instrumentation(traces=args.telemetry == "traces")
+    guard = None if args.idempotency == "off" else GuardedHandler()
     calls = ApiCalls()
-    async with create_client(args.queue_url, max_pool_connections=MAX_RECEIVE_LOOPS + 16, kind=args.client) as client:
+    async with (
+        guarded(guard),
+        create_client(args.queue_url, max_pool_connections=MAX_RECEIVE_LOOPS + 16, kind=args.client) as client,
+    ):
         calls.attach(client)
         hooks = None if telemetry is None else telemetry.consumer(args.queue_url, client)
+        handler = make_handler(args.sleep_ms)
+        if guard is not None:
+            handler = guard.wrap(handler)
         server = Server(
             args.queue_url,
-            make_handler(args.sleep_ms),
+            handler,
             client=client,
             concurrency=args.concurrency,
             processor=args.processor,
@@ -91,6 +102,8 @@ async def run_server(args: argparse.Namespace) -> dict[str, Any]:
     extra: dict[str, Any] = {"completed": done, "summary": summary.as_dict()}
     if telemetry is not None:
         extra.update(spans=telemetry.finish(), telemetry=telemetry.entry_point)
+    if guard is not None:
+        extra.update(idempotency=guard.figures())
     deleted = server.health.deleted if done else summary.deleted
     return phase_result(began, ended, messages=deleted, calls=counted, **extra)
 

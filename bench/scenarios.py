@@ -74,6 +74,8 @@ def consume(
         args += ["--sleep-ms", str(sleep_ms)]
     if options.get("telemetry"):
         args += ["--telemetry", options["telemetry"]]
+    if options.get("idempotency"):
+        args += ["--idempotency", options["idempotency"]]
     keyed = processor == "partitioned"
     return Scenario(
         name=name,
@@ -113,6 +115,8 @@ def build(sizes: Sizes) -> list[Scenario]:
                 loop="uvloop"),
         consume("lean-bounded-10-traced", "Server bounded 10, lean client, metrics + tracing on", n, concurrency=10,
                 client="lean", telemetry="traces", group="tracing", baseline="lean-bounded-10"),
+        consume("lean-bounded-10-idempotent", "Server bounded 10, lean client, idempotency guard on Redis", n,
+                concurrency=10, client="lean", idempotency="redis", group="idempotency", baseline="lean-bounded-10"),
         consume("io-bounded-10", "I/O 20 ms, bounded 10", io * 10, concurrency=10, sleep_ms=IO_SLEEP_MS),
         consume("io-bounded-50", "I/O 20 ms, bounded 50", io * 50, concurrency=50, sleep_ms=IO_SLEEP_MS),
         consume("io-partitioned-10", "I/O 20 ms, partitioned 10, 100 keys", io * 10, processor="partitioned",
