@@ -14,7 +14,7 @@ from service.consumer.settings import INTEGER_RANGES, SETTING_NAMES, ServerSetti
 from service.errors import MAX_VISIBILITY_TIMEOUT, ConfigError
 from service.idempotency.guard import DEFAULT_EXPIRES_S, MAX_EXPIRES_S
 from service.idempotency.keys import check_key
-from service.idempotency.stores import check_store_url
+from service.idempotency.stores import check_store_url, redacted
 from service.sqs.client import CLIENT_KINDS, ClientKind
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -65,7 +65,7 @@ class Settings:
     # The event loop: uvloop when installed ("auto"), or the standard asyncio loop.
     event_loop: str = "auto"
     # The idempotency guard around the handler: on when a store is set (docs/idempotency.md).
-    idempotency_store: str = ""
+    idempotency_store: str = field(default="", repr=False)
     idempotency_key: str = "message_id"
     idempotency_expires_s: int = DEFAULT_EXPIRES_S
 
@@ -93,6 +93,7 @@ class Settings:
         """The settings without secrets, JSON-ready (for /status and the start-up log)."""
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "admin_token"}
         data["admin_token_set"] = self.admin_token is not None
+        data["idempotency_store"] = redacted(self.idempotency_store)  # a Redis URL may carry a password
         return data
 
     def server_settings(self) -> ServerSettings:
@@ -202,20 +203,6 @@ def _bucket(source: str, raw: str) -> str:
     return raw
 
 
-def _store_url(source: str, raw: str) -> str:
-    try:
-        return check_store_url(raw, name=source)
-    except ConfigError as error:
-        raise ConfigError(source, raw, f"{error.allowed}, or empty for no idempotency guard") from error
-
-
-def _idempotency_key(source: str, raw: str) -> str:
-    try:
-        return check_key(raw)
-    except ConfigError as error:
-        raise ConfigError(source, raw, error.allowed) from error
-
-
 def _import_path(source: str, raw: str) -> str:
     if not _IMPORT_PATH.match(raw):
         raise ConfigError(source, raw, "an import path module:attribute, e.g. handlers.example:router")
@@ -311,8 +298,8 @@ _PARSERS: dict[str, Parser] = {
     "s3_max_body_bytes": _integer(1_048_576, 2 * 1024**3),
     "sqs_client": _choice(*CLIENT_KINDS),
     "event_loop": _choice("auto", "asyncio", "uvloop"),
-    "idempotency_store": _store_url,
-    "idempotency_key": _idempotency_key,
+    "idempotency_store": check_store_url,
+    "idempotency_key": check_key,
     "idempotency_expires_s": _integer(1, MAX_EXPIRES_S),
 }
 

@@ -33,9 +33,12 @@ def key_function(key: str | KeyFunction) -> KeyFunction:
     raise ConfigError("key", key, ALLOWED_KEYS)
 
 
-def check_key(key: str) -> str:
-    """`key` when it is a valid key spec; raises ConfigError otherwise."""
-    key_function(key)
+def check_key(name: str, key: str) -> str:
+    """`key` when it is a valid key spec; raises ConfigError naming the setting `name` otherwise."""
+    try:
+        key_function(key)
+    except ConfigError as error:
+        raise ConfigError(name, key, error.allowed) from error
     return key
 
 

@@ -119,3 +119,10 @@ def test_idempotency_settings_are_read() -> None:
     assert settings.idempotency_store == "dynamodb://orders-idempotency"
     assert settings.idempotency_key == "attribute:order_id"
     assert settings.idempotency_expires_s == 86400
+
+
+def test_a_store_password_never_shows_in_the_settings_summary() -> None:
+    settings = Settings.from_env({"MQ_IDEMPOTENCY_STORE": "rediss://default:hunter2@redis.internal:6380/0"})
+    assert settings.summary()["idempotency_store"] == "rediss://default:***@redis.internal:6380/0"
+    assert "hunter2" not in repr(settings)
+    assert "hunter2" not in str(settings.summary())
