@@ -56,6 +56,9 @@ def test_every_variable_is_read() -> None:
         "MQ_S3_MAX_BODY_BYTES": "2097152",
         "MQ_SQS_CLIENT": "Botocore",
         "MQ_EVENT_LOOP": "asyncio",
+        "MQ_IDEMPOTENCY_STORE": "redis://redis.internal:6379/2",
+        "MQ_IDEMPOTENCY_KEY": "body",
+        "MQ_IDEMPOTENCY_EXPIRES_S": "600",
     }
     assert set(environ) == set(ENV_VARIABLES.values())
     settings = Settings.from_env(environ)
@@ -75,6 +78,11 @@ def test_every_variable_is_read() -> None:
         2097152,
     )
     assert (settings.sqs_client, settings.event_loop) == ("botocore", "asyncio")
+    assert (settings.idempotency_store, settings.idempotency_key, settings.idempotency_expires_s) == (
+        "redis://redis.internal:6379/2",
+        "body",
+        600,
+    )
 
 
 @pytest.mark.parametrize(
