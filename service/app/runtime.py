@@ -28,7 +28,9 @@ from service.app.listener import bind_admin
 from service.app.operations import Operations
 from service.consumer.handler import Handler, SyncHandler, as_handler
 from service.consumer.server import Server
+from service.errors import ConfigError
 from service.idempotency import Idempotent, idempotent, store_from_url
+from service.idempotency.stores import redacted
 from service.payloads.payloads import S3Payloads
 from service.publishing.publisher import Publisher
 from service.telemetry.hooks import Hooks, HooksFactory
@@ -114,9 +116,13 @@ class Runtime:
     def _guard(self, handler: Handler) -> Idempotent:
         """The idempotency guard around the handler (MQ_IDEMPOTENCY_*); keys are prefixed with the queue's name."""
         settings = self.settings
+        try:
+            store = store_from_url(settings.idempotency_store)
+        except ConfigError as error:  # the redis package is missing: say which variable asked for it
+            raise ConfigError("MQ_IDEMPOTENCY_STORE", redacted(settings.idempotency_store), error.allowed) from error
         return idempotent(
             handler,
-            store_from_url(settings.idempotency_store),
+            store,
             key=settings.idempotency_key,
             expires_s=settings.idempotency_expires_s,
             namespace=self.queue_url.rstrip("/").rsplit("/", 1)[-1],
