@@ -26,9 +26,13 @@ from service.app.admin import create_app
 from service.app.config import Settings
 from service.app.listener import bind_admin
 from service.app.operations import Operations
-from service.consumer.batching import AnyHandler
-from service.consumer.router import wrap_handlers
+from service.consumer.batching import AnyHandler, BatchHandler
+from service.consumer.handler import Handler, as_handler
+from service.consumer.router import Router, wrap_handlers
 from service.consumer.server import Server
+from service.errors import ConfigError
+from service.idempotency import Idempotent, idempotent, store_from_url
+from service.idempotency.stores import redacted
 from service.payloads.payloads import S3Payloads
 from service.publishing.publisher import Publisher
 from service.telemetry.hooks import Hooks, HooksFactory
@@ -79,6 +83,7 @@ class Runtime:
             instrument_client=self.hooks.instrument_client,
         )
         self.payloads = _payloads(settings, self.hooks)
+        self.idempotency: Idempotent | None = None
         self.server = self._server(handler)
         self.publisher = self._publisher()
         self.admin_url = ""
@@ -96,6 +101,8 @@ class Runtime:
         hooks, payloads = self.hooks, self.payloads
         if hooks.wrap_handler is not None:
             handler = wrap_handlers(handler, hooks.wrap_handler)
+        if self.settings.idempotency_store:  # inside the payload step: a body key hashes the body, not its pointer
+            handler = self._guarded(handler)
         return Server(
             self.queue_url,
             handler if payloads is None else wrap_handlers(handler, payloads.wrap_handler, payloads.wrap_batch),
@@ -108,6 +115,34 @@ class Runtime:
             middleware=hooks.server_middleware,
             batch_middleware=hooks.server_batch_middleware,
             instrument_client=hooks.instrument_client,
+        )
+
+    def _guarded(self, handler: AnyHandler) -> AnyHandler:
+        """`handler` under the idempotency guard: one guard (its counters in /status) for every route, batch
+        routes included."""
+        if isinstance(handler, BatchHandler):
+            guard = self.idempotency = self._guard(Router(fallback=handler))
+            return guard.guarding_batches(handler)
+        if isinstance(handler, Router) and handler.batching:
+            guard = self.idempotency = self._guard(handler)
+            return wrap_handlers(handler, guard.guarding, guard.guarding_batches)
+        guard = self.idempotency = self._guard(as_handler(handler))
+        return guard
+
+    def _guard(self, handler: Handler) -> Idempotent:
+        """The idempotency guard around the handler (MQ_IDEMPOTENCY_*); keys are prefixed with the queue's name."""
+        settings = self.settings
+        try:
+            store = store_from_url(settings.idempotency_store)
+        except ConfigError as error:  # the redis package is missing: say which variable asked for it
+            raise ConfigError("MQ_IDEMPOTENCY_STORE", redacted(settings.idempotency_store), error.allowed) from error
+        return idempotent(
+            handler,
+            store,
+            key=settings.idempotency_key,
+            expires_s=settings.idempotency_expires_s,
+            namespace=self.queue_url.rstrip("/").rsplit("/", 1)[-1],
+            observer=self.hooks.idempotency_observer,
         )
 
     def _publisher(self) -> Publisher:
@@ -161,6 +196,8 @@ class Runtime:
         """Start the large payloads' store (if configured), the operator's component, the Server and the Publisher."""
         if self.payloads is not None:  # closed after the Server's last deletions and the Publisher's last send
             await self._components.enter_async_context(self.payloads)
+        if self.idempotency is not None:  # closed once the Server stopped handling
+            self._components.push_async_callback(self.idempotency.store.close)
         await self.operations.start()
         await self.server.start()
         await self.publisher.start()

@@ -60,7 +60,9 @@ def not_ready_reason(service: AdminService) -> str | None:
         return "draining"
     if not server.alive:
         return "the message pipeline is not running"
-    return health.not_ready_reason()
+    guard = service.idempotency
+    problem = None if guard is None else guard.problem()  # the idempotency store is down: nothing can be handled
+    return problem or health.not_ready_reason()
 
 
 def _verdict(word: str, value: bool) -> dict[str, Any]:

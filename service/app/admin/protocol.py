@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from service.app.config import Settings
     from service.app.operations import Operations
     from service.consumer.server import Server
+    from service.idempotency import Idempotent
     from service.publishing.publisher import Publisher
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -24,6 +25,7 @@ class AdminService(Protocol):
     server: Server
     publisher: Publisher
     operations: Operations
+    idempotency: Idempotent | None
 
     @property
     def draining(self) -> bool:

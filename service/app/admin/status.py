@@ -58,6 +58,11 @@ _STATUS = {
         },
         "publisher": {"type": "object", "required": ["published", "failed", "retried", "buffered"]},
         "settings": {"type": "object", "required": ["queue_url", "publish_queue_url", "admin_token_set"]},
+        "idempotency": {
+            "type": ["object", "null"],
+            "description": "The idempotency guard's counters (completed, skipped as duplicates, in progress "
+            "elsewhere, store errors, unguarded) and the store's state; null when there is no guard.",
+        },
     },
 }
 
@@ -81,6 +86,7 @@ def status(service: AdminService, liveness: Liveness) -> dict[str, Any]:
         "pipeline": server.health.snapshot(),
         "publisher": service.publisher.stats(),
         "settings": shown_settings(service),
+        "idempotency": None if service.idempotency is None else service.idempotency.stats(),
     }
 
 
