@@ -16,13 +16,14 @@ from service.consumer.handler import Handler
 from service.consumer.health import Health, ShutdownSummary
 from service.consumer.ledger import Ledger
 from service.consumer.message import Message
+from service.consumer.outcome import Outcome
 from service.consumer.processors import Processor
 from service.consumer.receiver import Receiver
 from service.consumer.reporting import ErrorHandler, Observers
 from service.consumer.retry import RetryPolicy
 from service.consumer.settings import ServerSettings
 from service.consumer.visibility import Visibility
-from service.errors import HandlerError, Retry
+from service.errors import HandlerError, LeaseLostError, Retry
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
@@ -59,7 +60,11 @@ def receive_loops(processor: Processor, settings: ServerSettings) -> int:
 
 
 class Pipeline:
-    """Receive -> process -> delete for one client (the Server docstring describes it); built per run."""
+    """Receive -> process -> delete for one client (the Server docstring describes it); built per run.
+
+    It is the processor's `Steps`: `process` runs a message's handling step and reports its `Outcome`,
+    `release` hands a message back unhandled, `held_back` reports a message over its group's cap.
+    """
 
     def __init__(self, client: SQSClient, parts: Parts) -> None:
         self._parts = parts
@@ -69,6 +74,10 @@ class Pipeline:
         settings = parts.settings
         self._step = self._handle if parts.middleware is None else parts.middleware(self._handle)
         self.cancelled = 0
+        # With cancel_on_lease_lost: the task running each message's handler, and those cancelled for a lost lease.
+        self._cancel_on_lease_lost = settings.cancel_on_lease_lost
+        self._handler_tasks: dict[Message, asyncio.Task[Any]] = {}
+        self._cancelled_for_lease: set[Message] = set()
         self.visibility = Visibility(
             client,
             parts.queue_url,
@@ -76,6 +85,7 @@ class Pipeline:
             observer=self._observers,
             on_error=self._on_error,
             outstanding=self._ledger.outstanding,
+            on_lease_lost=self._cancel_handler if settings.cancel_on_lease_lost else None,
         )
         self.deleter = Deleter(
             client,
@@ -84,6 +94,7 @@ class Pipeline:
             interval_s=settings.effective_deletion_interval_s,
             observer=self._observers,
             on_error=self._on_error,
+            lose_lease=self.visibility.lose_lease,
         )
         self.messages = Channel[Message]()
         self.receiver = Receiver(
@@ -104,15 +115,19 @@ class Pipeline:
         for message in self._ledger.waiting():
             self.release(message)
 
-    def release(self, message: Message) -> None:
-        """Hand a message back unhandled: visible again at once."""
+    def release(self, message: Message, delay_s: int = 0) -> None:
+        """Hand a message back unhandled: visible again in `delay_s` seconds (at once by default)."""
         if self._ledger.settle(message):
-            self.visibility.schedule(message, 0, "release")
+            self.visibility.schedule(message, delay_s, "release")
 
-    async def process(self, message: Message) -> None:
+    def held_back(self, message: Message) -> None:
+        """A message over its group's cap (the processor holds it or hands it back)."""
+        self._observers.held_back(message)
+
+    async def process(self, message: Message) -> Outcome:
         """What the processor calls for each message: the handling step, with hand-back on cancellation."""
         if not self._ledger.start(message):
-            return  # handed back while it waited
+            return Outcome.RELEASED  # handed back while it waited
         try:
             await self._step(message)
         except asyncio.CancelledError:
@@ -123,7 +138,9 @@ class Pipeline:
         except Exception as exc:
             if self._ledger.is_handling(message):  # a middleware failed outside the handler
                 self._on_error(HandlerError(message.message_id, exc))
-        self._ledger.settle(message)  # not handled: its visibility timeout brings it back
+                self._ledger.settle(message)  # not handled: its visibility timeout brings it back
+            return Outcome.FAILED
+        return Outcome.SUCCEEDED
 
     def summary(self, *, timed_out: bool, duration_s: float) -> ShutdownSummary:
         """What became of the messages so far."""
@@ -151,8 +168,15 @@ class Pipeline:
         """The handling step (which middleware wraps): the handler, then deletion or the retry delay."""
         started = time.monotonic()
         try:
-            await self._parts.handler(message)
+            if self._cancel_on_lease_lost:
+                await self._cancellable(message)
+            else:
+                await self._parts.handler(message)
         except asyncio.CancelledError:
+            raise
+        except LeaseLostError as exc:
+            self._ledger.settle(message)  # already logged and counted; SQS no longer honours its handle
+            self._observers.handled(message, time.monotonic() - started, exc)
             raise
         except Exception as exc:
             self._ledger.settle(message)
@@ -165,6 +189,31 @@ class Pipeline:
         except asyncio.CancelledError:
             self.deleter.put_nowait(message)  # handled: it must still be deleted
             raise
+
+    async def _cancellable(self, message: Message) -> None:
+        """The handler, cancelled (LeaseLostError) if the message's lease is lost meanwhile."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._handler_tasks[message] = task
+        try:
+            await self._parts.handler(message)
+        except asyncio.CancelledError:
+            if message in self._cancelled_for_lease:
+                self._cancelled_for_lease.discard(message)
+                if task.uncancel() == 0:  # only ours: the handler stops, the pipeline goes on
+                    raise LeaseLostError(message.message_id) from None
+            raise
+        finally:
+            del self._handler_tasks[message]
+            if message in self._cancelled_for_lease:  # the handler swallowed our cancellation: take it back
+                self._cancelled_for_lease.discard(message)
+                task.uncancel()
+
+    def _cancel_handler(self, message: Message) -> None:
+        task = self._handler_tasks.get(message)
+        if task is not None and message not in self._cancelled_for_lease:
+            self._cancelled_for_lease.add(message)
+            task.cancel()
 
     def _failed(self, message: Message, exc: Exception, duration_s: float) -> None:
         self._observers.handled(message, duration_s, exc)

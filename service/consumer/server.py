@@ -16,9 +16,17 @@ from service.aio.lifecycle import Runner
 from service.consumer.handler import Handler, SyncHandler, as_handler
 from service.consumer.health import Health, HealthObserver, ShutdownSummary
 from service.consumer.ledger import Ledger
+from service.consumer.message import is_fifo
 from service.consumer.observer import PipelineObserver
 from service.consumer.pipeline import DEFAULT_FLUSH_TIMEOUT_S, Middleware, Parts, Pipeline, receive_loops
-from service.consumer.processors import Processor, make_processor
+from service.consumer.processors import (
+    BoundedProcessor,
+    GroupShare,
+    PartitionedProcessor,
+    Processor,
+    UnboundedProcessor,
+    make_processor,
+)
 from service.consumer.reporting import ErrorHandler, Observers, guarded, log_error
 from service.consumer.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from service.consumer.settings import ServerOptions, ServerSettings
@@ -48,11 +56,21 @@ class Server(Runner[ShutdownSummary]):
        rate limit (`max_messages_per_s`), and every message holds its credit until it is settled. So no
        receive is issued while the processors are saturated, yet the next batch is fetched while the
        current one is being handled.
-    2. **Process.** The processor (bounded, unbounded or partitioned) calls the handler for each message.
-       Success queues the message for deletion. Failure never deletes: the retry policy (or a `Retry`
-       raised by the handler) sets its visibility, batched with ChangeMessageVisibilityBatch, and the
-       `error_handler` is told. While a message waits or runs, a heartbeat extends its visibility
-       before it expires, so it is not redelivered to another consumer meanwhile.
+    2. **Process.** The processor (bounded, unbounded or partitioned; "auto" is partitioned on a FIFO
+       queue, bounded elsewhere) calls the pipeline's handling step for each message and learns its
+       outcome (succeeded, failed, released). Success queues the message for deletion. Failure never
+       deletes: the retry policy (or a `Retry` raised by the handler) sets its visibility, batched with
+       ChangeMessageVisibilityBatch, and the `error_handler` is told. On a FIFO queue the partitioned
+       processor keys messages by MessageGroupId, and when a message does not succeed it hands back
+       (visibility 0, unhandled) every later message of its group the pod holds, so SQS delivers the group
+       again in order. With `max_in_flight_per_group`, the bounded and unbounded processors run at most
+       that many messages of one group at once; a few over the cap wait in the pod, the rest are handed
+       back with a delay (service/consumer/groups.py). While a message waits or runs, a heartbeat extends
+       its visibility before it expires, so it is not redelivered to another consumer meanwhile. When an
+       extension is refused for a stale receipt handle, or the deadline passes without one, the message's
+       lease is lost: `Message.lease_lost` turns true, the observers are told, and with
+       `cancel_on_lease_lost` its handler is cancelled (never deleted then); a later delete refused for
+       the stale handle counts as the lost lease, not as an error.
     3. **Delete.** One deleter sends DeleteMessageBatch when `batch_delete_max_messages` are pending or
        the oldest has waited the deletion interval; transient failures are retried.
 
@@ -92,7 +110,10 @@ class Server(Runner[ShutdownSummary]):
         self.settings = replace(settings or ServerSettings(), **options) if options else settings or ServerSettings()
         self.queue_url = queue_url
         self.handler = as_handler(handler)
-        self.processor: Processor = make_processor(self.settings.processor, self.settings.concurrency)
+        share = GroupShare(self.settings.max_in_flight_per_group, self.settings.visibility_timeout)
+        self.processor: Processor = make_processor(
+            self.settings.processor, self.settings.concurrency, fifo=is_fifo(queue_url), share=share
+        )
         self.retry_policy = retry_policy
         self.health = Health()
         self._client = client
@@ -243,7 +264,7 @@ class Server(Runner[ShutdownSummary]):
         async with asyncio.TaskGroup() as group:
             stages = _Stages(
                 receiving=group.create_task(pipeline.receiver.run(receive_loops(self.processor, self.settings))),
-                processing=group.create_task(self.processor.run(pipeline.messages, pipeline.process)),
+                processing=group.create_task(self.processor.run(pipeline.messages, pipeline)),
                 deleting=group.create_task(pipeline.deleter.run()),
                 changing=group.create_task(pipeline.visibility.run()),
                 heartbeat=group.create_task(pipeline.visibility.heartbeat())
@@ -252,6 +273,8 @@ class Server(Runner[ShutdownSummary]):
             )
             if self.paused:
                 pipeline.pause()
+            for warning in setting_warnings(self.queue_url, self.settings, self.processor):
+                _log.warning("%s", warning, extra={"queue_url": self.queue_url})
             self.health.receiving = True
             started.set_result(None)
             _log.info("server started", extra={"queue_url": self.queue_url, "capacity": self.processor.capacity})
@@ -303,6 +326,23 @@ class Server(Runner[ShutdownSummary]):
         finally:
             self._deadline_timeouts.clear()
         return True
+
+
+def setting_warnings(queue_url: str, settings: ServerSettings, processor: Processor) -> list[str]:
+    """What the settings give up that the user may not expect: a FIFO queue's order, a cap that does nothing."""
+    warnings = []
+    name = type(processor).__name__
+    if is_fifo(queue_url) and isinstance(processor, BoundedProcessor | UnboundedProcessor):
+        warnings.append(
+            f"processor {name} does not keep the message group order of the FIFO queue {queue_url}: a group's "
+            "messages received together run at once; set processor (MQ_PROCESSOR) to auto or partitioned"
+        )
+    if settings.max_in_flight_per_group is not None and isinstance(processor, PartitionedProcessor):
+        warnings.append(
+            "max_in_flight_per_group (MQ_MAX_IN_FLIGHT_PER_GROUP) applies to the bounded and unbounded "
+            "processors; the partitioned processor already runs one message per key at a time"
+        )
+    return warnings
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ INTEGER_RANGES: dict[str, tuple[int, int]] = {
     "visibility_timeout": (1, MAX_VISIBILITY_TIMEOUT),
     "batch_delete_max_messages": (1, 10),
     "prefetch": (0, 10_000),
+    "max_in_flight_per_group": (1, 100_000),
 }
 """The allowed range of each integer setting (SQS's limits, and sane bounds); the service's parsers use it too."""
 
@@ -43,11 +44,14 @@ class ServerSettings:
     `deletion_interval_s` None derives it from the visibility timeout (see `effective_deletion_interval_s`);
     `prefetch` None prefetches one receive's worth (`max_number_of_messages`); `max_messages_per_s` None
     receives as fast as the handlers go; `sqs_client` is the kind of client the Server creates when it is
-    given none ("lean": the least CPU per message; "botocore": aiobotocore's).
+    given none ("lean": the least CPU per message; "botocore": aiobotocore's). `processor` "auto" is
+    partitioned (group order kept) on a FIFO queue and bounded elsewhere; `max_in_flight_per_group` None
+    sets no cap per message group (see service/consumer/groups.py); `cancel_on_lease_lost` cancels a
+    handler whose message's lease is lost instead of only marking the message.
     """
 
     concurrency: int = DEFAULT_CONCURRENCY
-    processor: ProcessorName | Processor = "bounded"
+    processor: ProcessorName | Processor = "auto"
     max_number_of_messages: int = DEFAULT_MAX_NUMBER_OF_MESSAGES
     wait_time_seconds: int = DEFAULT_WAIT_TIME_SECONDS
     visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT
@@ -60,6 +64,8 @@ class ServerSettings:
     max_messages_per_s: float | None = None
     receive_backoff: Backoff = DEFAULT_RECEIVE_BACKOFF
     sqs_client: ClientKind = DEFAULT_CLIENT_KIND
+    max_in_flight_per_group: int | None = None
+    cancel_on_lease_lost: bool = False
 
     def __post_init__(self) -> None:
         for name, (low, high) in INTEGER_RANGES.items():
@@ -126,6 +132,8 @@ class ServerOptions(TypedDict, total=False):
     max_messages_per_s: float | None
     receive_backoff: Backoff
     sqs_client: ClientKind
+    max_in_flight_per_group: int | None
+    cancel_on_lease_lost: bool
 
 
 SETTING_NAMES = tuple(field.name for field in fields(ServerSettings))

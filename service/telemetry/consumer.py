@@ -25,8 +25,9 @@ class ConsumerTelemetry(PipelineObserver):
 
     The span `process <queue>` (kind CONSUMER) covers the handler and the Server's decision after it
     (deletion queued or retry delay). Its parent is the context the message carries; it links to the span
-    of the receive call that fetched the message. Events record retry delays, visibility extensions and
-    hand-backs; the status is ERROR with the exception recorded when the handler raised.
+    of the receive call that fetched the message. Events record retry delays, visibility extensions,
+    hand-backs and a lost lease (with `mq.lease_lost` true); the status is ERROR with the exception
+    recorded when the handler raised.
     """
 
     def __init__(
@@ -130,6 +131,16 @@ class ConsumerTelemetry(PipelineObserver):
             span = self._spans.get(message)
             if span is not None:
                 span.add_event("visibility extended", {"mq.visibility_timeout_s": timeout_s})
+
+    def lease_lost(self, message: Message, reason: str) -> None:
+        self._metrics.add("mq.messages.lease_lost", 1)
+        span = self._spans.get(message)
+        if span is not None:
+            span.set_attribute("mq.lease_lost", True)
+            span.add_event("lease lost", {"mq.reason": reason})
+
+    def held_back(self, message: Message) -> None:
+        self._metrics.add("mq.messages.held_back", 1)
 
 
 def _failed(span: Span, exc: BaseException) -> None:
