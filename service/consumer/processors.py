@@ -50,15 +50,15 @@ class Processor(Protocol):
 class GroupShare:
     """`max_in_flight_per_group` for the bounded and unbounded processors (None: no cap, no cost)."""
 
-    def __init__(self, max_in_flight_per_group: int | None, hold_back_max_s: int) -> None:
+    def __init__(self, max_in_flight_per_group: int | None, hold_back_s: int) -> None:
         self.max_in_flight_per_group = max_in_flight_per_group
-        self.hold_back_max_s = hold_back_max_s
+        self.hold_back_s = hold_back_s
 
     def gate(self, capacity: int, steps: Steps) -> GroupCap | None:
         """The cap between the channel and the workers, or None without a cap."""
         if self.max_in_flight_per_group is None:
             return None
-        return GroupCap(self.max_in_flight_per_group, capacity, steps, hold_back_max_s=self.hold_back_max_s)
+        return GroupCap(self.max_in_flight_per_group, capacity, steps, hold_back_s=self.hold_back_s)
 
 
 _NO_SHARE = GroupShare(None, 0)

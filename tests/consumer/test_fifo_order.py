@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 import pytest
@@ -48,9 +48,9 @@ async def publish_groups(sqs: SQSClient, url: str) -> None:
         await send_messages(sqs, url, [f"{group}:{i}" for i in range(PER_GROUP)], MessageGroupId=group)
 
 
-def failing_handler(record: Record, fail: Callable[[Message, int], None]) -> Callable[[Message], object]:
+def failing_handler(record: Record, fail: Callable[[Message, int], None]) -> Callable[[Message], Awaitable[None]]:
     async def handler(message: Message) -> None:
-        group, index = message.body.split(":")
+        _, index = message.body.split(":")
         await asyncio.sleep(0.01)
         fail(message, int(index))
         record.succeeded(message)
@@ -113,7 +113,9 @@ async def test_a_cancellation_at_shutdown_keeps_the_groups_order(sqs: SQSClient,
             await asyncio.Event().wait()  # never finishes: cancelled by the shutdown
         record.succeeded(message)
 
-    first = Server(url, blocking, client=sqs, concurrency=4, deletion_interval_s=0.2, wait_time_seconds=0, observer=record)
+    first = Server(
+        url, blocking, client=sqs, concurrency=4, deletion_interval_s=0.2, wait_time_seconds=0, observer=record
+    )
     async with first:
         await asyncio.wait_for(blocked.wait(), 30)
         summary = await first.shutdown(timeout_s=0.2)
@@ -123,7 +125,9 @@ async def test_a_cancellation_at_shutdown_keeps_the_groups_order(sqs: SQSClient,
     async def plain(message: Message) -> None:
         record.succeeded(message)
 
-    second = Server(url, plain, client=sqs, concurrency=4, deletion_interval_s=0.2, wait_time_seconds=0, observer=record)
+    second = Server(
+        url, plain, client=sqs, concurrency=4, deletion_interval_s=0.2, wait_time_seconds=0, observer=record
+    )
     async with second:
         await until(record.complete, timeout_s=60, what="every message handled")
         await until(lambda: not second.in_flight)
