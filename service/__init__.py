@@ -6,6 +6,7 @@ from service.consumer.handler import Handler, SyncHandler
 from service.consumer.health import Health, ShutdownSummary
 from service.consumer.message import MESSAGE_ATTRIBUTE_NAME_PARTITION_KEY, MESSAGE_ATTRIBUTE_NAME_ROUTE, Message
 from service.consumer.observer import PipelineObserver
+from service.consumer.outcome import Outcome, Steps
 from service.consumer.processors import (
     DEFAULT_UNBOUNDED_MAX_IN_FLIGHT,
     BoundedProcessor,
@@ -76,6 +77,7 @@ __all__ = [
     "Health",
     "MQError",
     "Message",
+    "Outcome",
     "OutputHandler",
     "PartitionedProcessor",
     "PipelineObserver",
@@ -95,6 +97,7 @@ __all__ = [
     "ServerGroup",
     "ServerSettings",
     "ShutdownSummary",
+    "Steps",
     "SyncHandler",
     "UnboundedProcessor",
     "VisibilityError",
