@@ -126,7 +126,7 @@ def test_run_help_shows_each_flags_default_allowed_values_and_meaning(capsys: py
     assert (
         "messages handled at once (default: 10; allowed: an integer from 1 to 100000); variable MQ_CONCURRENCY" in text
     )
-    assert "(default: bounded; allowed: one of bounded, unbounded, partitioned)" in text
+    assert "(default: bounded; allowed: one of auto, bounded, unbounded, partitioned)" in text
     for name, variable in ENV_VARIABLES.items():
         assert f"variable {variable}" in text
         assert not setting_help(name).startswith("(default"), f"{name} has no meaning in the help table"
