@@ -7,6 +7,7 @@ from service.consumer.handler import Handler, SyncHandler
 from service.consumer.health import Health, ShutdownSummary
 from service.consumer.message import MESSAGE_ATTRIBUTE_NAME_PARTITION_KEY, MESSAGE_ATTRIBUTE_NAME_ROUTE, Message
 from service.consumer.observer import PipelineObserver
+from service.consumer.outcome import Outcome, Steps
 from service.consumer.processors import (
     DEFAULT_UNBOUNDED_MAX_IN_FLIGHT,
     BoundedProcessor,
@@ -92,6 +93,7 @@ __all__ = [
     "InvalidBody",
     "MQError",
     "Message",
+    "Outcome",
     "OutputHandler",
     "PartitionedProcessor",
     "PipelineObserver",
@@ -116,6 +118,7 @@ __all__ = [
     "ServerSettings",
     "ShutdownSummary",
     "SnsEnvelope",
+    "Steps",
     "SyncHandler",
     "UnboundedProcessor",
     "VisibilityError",

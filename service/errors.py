@@ -118,6 +118,14 @@ class VisibilityError(MQError):
         self.cause = cause
 
 
+class LeaseLostError(MQError):
+    """The handler was cancelled because its message's lease was lost (`cancel_on_lease_lost`)."""
+
+    def __init__(self, message_id: str) -> None:
+        super().__init__(f"message {message_id}: handler cancelled, its lease was lost")
+        self.message_id = message_id
+
+
 class HandlerError(MQError):
     """A handler raised; the message stays in the queue for a retry."""
 

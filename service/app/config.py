@@ -36,7 +36,7 @@ class Settings:
     queue_url: str = ""
     handler: str = "handlers.example:router"
     concurrency: int = 10
-    processor: ProcessorName = "bounded"
+    processor: ProcessorName = "auto"
     max_number_of_messages: int = 10
     wait_time_seconds: int = 20
     visibility_timeout: int = 30
@@ -44,6 +44,9 @@ class Settings:
     deletion_interval_s: float | None = None
     visibility_heartbeat: bool = True
     max_messages_per_s: float | None = None
+    # A fair share per message group (bounded and unbounded processors): None sets no cap.
+    max_in_flight_per_group: int | None = None
+    cancel_on_lease_lost: bool = False
     admin_host: str = "127.0.0.1"
     admin_port: int = 8080
     admin_token: str | None = field(default=None, repr=False)
@@ -227,8 +230,9 @@ _MEANINGS: dict[str, str] = {
     "queue_url": "the queue to consume",
     "handler": "the handler, as module:attribute (see handlers/README.md)",
     "concurrency": "messages handled at once",
-    "processor": "bounded: a pool of `concurrency` workers; unbounded: a task per message; "
-    "partitioned: in order per partition_key",
+    "processor": "auto: partitioned on a FIFO queue, bounded elsewhere; bounded: a pool of `concurrency` "
+    "workers; unbounded: a task per message; partitioned: in order per partition_key (per MessageGroupId "
+    "on a FIFO queue, kept under failure)",
     "max_number_of_messages": "messages asked for per ReceiveMessage call",
     "wait_time_seconds": "long-poll duration of a receive",
     "visibility_timeout": "seconds a received message stays invisible (extended while its handler runs)",
@@ -236,6 +240,10 @@ _MEANINGS: dict[str, str] = {
     "unset: the smaller of 10 s and half the visibility timeout",
     "max_messages_per_s": "messages received per second at most, per pod; unset: no limit",
     "visibility_heartbeat": "keep extending the visibility of messages still being handled",
+    "max_in_flight_per_group": "messages of one group (MessageGroupId, else partition_key) handled at once per "
+    "pod, for the bounded and unbounded processors; unset: no cap",
+    "cancel_on_lease_lost": "cancel a handler whose message's lease is lost (its visibility could not be "
+    "extended) instead of only setting Message.lease_lost",
     "admin_host": "the admin API's address",
     "admin_port": "the admin API's port; 0 picks a free one",
     "admin_token": "bearer token required by /drain, /publish and /status",
@@ -295,6 +303,8 @@ _PARSERS: dict[str, Parser] = {
     "visibility_timeout": _integer(*INTEGER_RANGES["visibility_timeout"]),
     "deletion_interval_s": _number(0, MAX_VISIBILITY_TIMEOUT, low_open=True),
     "visibility_heartbeat": _boolean,
+    "max_in_flight_per_group": _integer(*INTEGER_RANGES["max_in_flight_per_group"]),
+    "cancel_on_lease_lost": _boolean,
     "max_messages_per_s": _number(0, 1_000_000, low_open=True, unit="messages per second"),
     "admin_host": _text,
     "admin_port": _integer(0, 65535),

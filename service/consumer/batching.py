@@ -22,7 +22,7 @@ BatchFn: TypeAlias = Callable[[Sequence[Message]], Awaitable[BatchResult]]
 SyncBatchFn: TypeAlias = Callable[[Sequence[Message]], BatchResult]
 AnyHandler: TypeAlias = "Handler | SyncHandler | BatchHandler"
 """What a Server runs: a handler of one message (async or sync), or a batch handler."""
-Outcome: TypeAlias = "Exception | None"
+ItemOutcome: TypeAlias = "Exception | None"
 """One message's outcome in a batch: None for success, else how it failed."""
 
 
@@ -40,7 +40,7 @@ class BatchHandler:
     def __repr__(self) -> str:
         return f"batch({self.__name__}, max_messages={self.max_messages}, max_wait_s={self.max_wait_s})"
 
-    async def run(self, messages: Sequence[Message]) -> list[Outcome]:
+    async def run(self, messages: Sequence[Message]) -> list[ItemOutcome]:
         """Call the function once; the outcome of each message, in order. Raises only CancelledError."""
         try:
             result = await self.fn(messages)
@@ -103,7 +103,7 @@ def single(handler: Handler | SyncHandler) -> BatchHandler:
     return BatchHandler(one, max_messages=1, max_wait_s=0.0, name=getattr(handler, "__name__", "handler"))
 
 
-def outcomes(messages: Sequence[Message], result: BatchResult) -> list[Outcome]:
+def outcomes(messages: Sequence[Message], result: BatchResult) -> list[ItemOutcome]:
     """Read a batch function's answer as one outcome per message; BatchResultError when it names a stranger."""
     if result is None:
         return [None] * len(messages)

@@ -9,7 +9,7 @@ from service.aio.batcher import Batcher
 from service.consumer.message import Message
 from service.consumer.observer import PipelineObserver
 from service.errors import DeleteError, MQError
-from service.sqs.batch import call_batch
+from service.sqs.batch import call_batch, is_stale_handle
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
@@ -20,8 +20,9 @@ _OPERATION = "DeleteMessageBatch"
 class Deleter:
     """Deletes handled messages in batches of `batch_max_messages`, or when the oldest has waited `interval_s`.
 
-    Failed entries that SQS marks as transient are retried with backoff; the others (an expired receipt
-    handle, say) go to `on_error` as DeleteError: the message will be received and handled again.
+    Failed entries that SQS marks as transient are retried with backoff. A receipt handle SQS no longer
+    honours means the message's lease was lost (`lose_lease`: counted as such, not as an error); the other
+    refusals go to `on_error` as DeleteError. Either way the message will be received and handled again.
     """
 
     def __init__(
@@ -33,11 +34,13 @@ class Deleter:
         interval_s: float,
         observer: PipelineObserver,
         on_error: Callable[[MQError], None],
+        lose_lease: Callable[[Message, str], None] | None = None,
     ) -> None:
         self._client = client
         self._queue_url = queue_url
         self._observer = observer
         self._on_error = on_error
+        self._lose_lease = lose_lease
         self._batcher: Batcher[Message] = Batcher(self._delete, max_entries=batch_max_messages, max_wait_s=interval_s)
 
     @property
@@ -71,7 +74,11 @@ class Deleter:
             self._observer.deleted(deleted)
         for i, message in enumerate(unique):
             if str(i) not in result.succeeded:
-                self._on_error(DeleteError(message.message_id, result.failed[str(i)]))
+                error = result.failed[str(i)]
+                if self._lose_lease is not None and is_stale_handle(error):
+                    self._lose_lease(message, f"SQS refused to delete it ({error.code})")
+                else:
+                    self._on_error(DeleteError(message.message_id, error))
 
     async def _call(self, entries: list[dict[str, Any]]) -> Any:
         return await self._client.delete_message_batch(QueueUrl=self._queue_url, Entries=entries)  # type: ignore[arg-type]

@@ -6,14 +6,23 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from service.aio.channel import Channel
 from service.consumer.batching import BatchHandler
 from service.consumer.message import Message
 
-ProcessBatchFn = Callable[[BatchHandler, list[Message]], Awaitable[set[Message]]]
-"""The pipeline's batch step: runs one batch and settles each message; returns the messages that succeeded."""
-ReleaseFn = Callable[[Message], None]
+
+class BatchSteps(Protocol):
+    """What the batching processor gets from the pipeline."""
+
+    async def process_batch(self, handler: BatchHandler, batch: list[Message]) -> set[Message]:
+        """Run one batch and settle each message; the messages that succeeded."""
+        ...
+
+    def release(self, message: Message, delay_s: int = 0) -> None:
+        """Hand a message back unhandled."""
+        ...
 
 
 class BatchingProcessor:
@@ -38,16 +47,21 @@ class BatchingProcessor:
         self.fifo = fifo
         self._handler_for = handler_for
 
-    async def run(self, messages: Channel[Message], process: ProcessBatchFn, release: ReleaseFn) -> None:
+    async def run(self, messages: Channel[Message], steps: BatchSteps) -> None:
         """Gather and run batches until the channel is closed and every batch returned."""
-        batches = _Batches(self, process, release)
+        batches = _Batches(self, steps.process_batch, steps.release)
         async with asyncio.TaskGroup() as group:
             group.create_task(batches.dispatch(group))
             await batches.gather(messages)
 
 
 class _Batches:
-    def __init__(self, processor: BatchingProcessor, process: ProcessBatchFn, release: ReleaseFn) -> None:
+    def __init__(
+        self,
+        processor: BatchingProcessor,
+        process: Callable[[BatchHandler, list[Message]], Awaitable[set[Message]]],
+        release: Callable[[Message], None],
+    ) -> None:
         self._processor = processor
         self._handler_for = processor._handler_for
         self._process = process

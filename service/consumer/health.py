@@ -38,6 +38,8 @@ class Health:
     deleted: int = 0
     released: int = 0
     rejected: int = 0
+    lease_lost: int = 0
+    held_back: int = 0
 
     def not_ready_reason(self) -> str | None:
         """Why the pipeline should get no traffic now, or None when it is ready."""
@@ -98,6 +100,12 @@ class HealthObserver(PipelineObserver):
 
     def rejected(self, messages: Sequence[Message]) -> None:
         self._health.rejected += len(messages)
+
+    def lease_lost(self, message: Message, reason: str) -> None:
+        self._health.lease_lost += 1
+
+    def held_back(self, message: Message) -> None:
+        self._health.held_back += 1
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -26,6 +27,11 @@ T = TypeVar("T")
 _UNDECODED: Any = object()  # `json()` not called yet (None is a valid JSON body)
 
 
+def is_fifo(queue_url: str) -> bool:
+    """True for a FIFO queue's URL (its name ends in .fifo)."""
+    return queue_url.endswith(".fifo")
+
+
 @dataclass(frozen=True)
 class S3Payload:
     """Where a message's body was stored: an S3 object the sender offloaded it to, and its size in bytes."""
@@ -45,6 +51,8 @@ class Message:
     __slots__ = (
         "_change_visibility",
         "_json",
+        "_lease_lost",
+        "_lease_lost_event",
         "_raw_body",
         "as_received",
         "envelope",
@@ -76,6 +84,8 @@ class Message:
         self.received_at = time.monotonic() if received_at is None else received_at
         self.visibility_deadline = self.received_at + visibility_timeout
         self._change_visibility = change_visibility
+        self._lease_lost = False
+        self._lease_lost_event: asyncio.Event | None = None  # made when a handler first waits for it
         # Set when the body came from S3 (an SQS Extended Client pointer): `body` is then the object's content.
         self.s3_payload: S3Payload | None = None
         # Set by `open_envelope` when the body came wrapped by SNS, EventBridge or S3 (see service/sqs/envelopes.py).
@@ -189,6 +199,28 @@ class Message:
             return MAX_VISIBILITY_TIMEOUT - _VISIBILITY_LIMIT_MARGIN_S
         elapsed_s = max(0.0, time.time() - int(first_ms) / 1000)
         return max(0, int(MAX_VISIBILITY_TIMEOUT - elapsed_s) - _VISIBILITY_LIMIT_MARGIN_S)
+
+    @property
+    def lease_lost(self) -> bool:
+        """True once the pipeline can no longer hold the message: another consumer may be handling it."""
+        return self._lease_lost
+
+    async def wait_lease_lost(self) -> None:
+        """Return once the lease is lost (at once if it already is): race it against the handler's work."""
+        if self._lease_lost:
+            return
+        if self._lease_lost_event is None:
+            self._lease_lost_event = asyncio.Event()
+        await self._lease_lost_event.wait()
+
+    def _lose_lease(self) -> bool:
+        """Mark the lease lost (the visibility stage alone calls this); False when it already was."""
+        if self._lease_lost:
+            return False
+        self._lease_lost = True
+        if self._lease_lost_event is not None:
+            self._lease_lost_event.set()
+        return True
 
     async def change_visibility(self, seconds: int) -> None:
         """Make the message visible again in `seconds` (capped to SQS's 12-hour limit), right now."""

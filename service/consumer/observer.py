@@ -36,3 +36,9 @@ class PipelineObserver:
 
     def visibility_extended(self, messages: Sequence[Message], timeout_s: int) -> None:
         """The heartbeat kept these still-running messages invisible for `timeout_s` more seconds."""
+
+    def lease_lost(self, message: Message, reason: str) -> None:
+        """The pipeline can no longer hold this message (another consumer may be handling it); once per message."""
+
+    def held_back(self, message: Message) -> None:
+        """This message was over its group's cap (`max_in_flight_per_group`): held in the pod or handed back."""

@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from service.aio.channel import Channel
-from service.consumer.batching import BatchHandler, Outcome
+from service.consumer.batching import BatchHandler, ItemOutcome
 from service.consumer.deleter import Deleter
 from service.consumer.gathering import BatchingProcessor
 from service.consumer.handler import Handler
 from service.consumer.health import Health, ShutdownSummary
 from service.consumer.ledger import Ledger
 from service.consumer.message import Message
+from service.consumer.outcome import Outcome
 from service.consumer.processors import Processor
 from service.consumer.receiver import Receiver
 from service.consumer.rejecter import Rejecter
@@ -25,7 +26,7 @@ from service.consumer.reporting import ErrorHandler, Observers
 from service.consumer.retry import RetryPolicy
 from service.consumer.settings import ServerSettings
 from service.consumer.visibility import Visibility
-from service.errors import HandlerError, Reject, Retry
+from service.errors import HandlerError, LeaseLostError, Reject, Retry
 from service.sqs.envelopes import S3TestEvent, envelope_kinds
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ Middleware = Callable[[Handler], Handler]
 """Wraps the handling step (handler, then deletion or retry delay) of every message; tracing uses it.
 The wrapped step raises what the handler raised, after the message was settled."""
 
-BatchStep = Callable[[BatchHandler, list[Message]], Awaitable[list[Outcome]]]
+BatchStep = Callable[[BatchHandler, list[Message]], Awaitable[list[ItemOutcome]]]
 """The handling step of a batch: the batch handler, then each message's deletion, retry delay or hand-back;
 it returns each message's outcome (None for success)."""
 BatchMiddleware = Callable[[BatchStep], BatchStep]
@@ -70,7 +71,11 @@ def receive_loops(capacity: int, settings: ServerSettings) -> int:
 
 
 class Pipeline:
-    """Receive -> process -> delete for one client (the Server docstring describes it); built per run."""
+    """Receive -> process -> delete for one client (the Server docstring describes it); built per run.
+
+    It is the processor's `Steps`: `process` runs a message's handling step and reports its `Outcome`,
+    `release` hands a message back unhandled, `held_back` reports a message over its group's cap.
+    """
 
     def __init__(self, client: SQSClient, parts: Parts) -> None:
         self._parts = parts
@@ -85,6 +90,10 @@ class Pipeline:
         self._fifo = parts.queue_url.endswith(".fifo")
         self._envelope_kinds = envelope_kinds(settings.envelope)
         self.cancelled = 0
+        # With cancel_on_lease_lost: the task running each message's handler, and those cancelled for a lost lease.
+        self._cancel_on_lease_lost = settings.cancel_on_lease_lost
+        self._handler_tasks: dict[Message, asyncio.Task[Any]] = {}
+        self._cancelled_for_lease: set[Message] = set()
         self.visibility = Visibility(
             client,
             parts.queue_url,
@@ -92,6 +101,7 @@ class Pipeline:
             observer=self._observers,
             on_error=self._on_error,
             outstanding=self._ledger.outstanding,
+            on_lease_lost=self._cancel_handler if settings.cancel_on_lease_lost else None,
         )
         self.deleter = Deleter(
             client,
@@ -100,6 +110,7 @@ class Pipeline:
             interval_s=settings.effective_deletion_interval_s,
             observer=self._observers,
             on_error=self._on_error,
+            lose_lease=self.visibility.lose_lease,
         )
         self.rejecter = Rejecter(
             client,
@@ -130,15 +141,19 @@ class Pipeline:
         for message in self._ledger.waiting():
             self.release(message)
 
-    def release(self, message: Message) -> None:
-        """Hand a message back unhandled: visible again at once."""
+    def release(self, message: Message, delay_s: int = 0) -> None:
+        """Hand a message back unhandled: visible again in `delay_s` seconds (at once by default)."""
         if self._ledger.settle(message):
-            self.visibility.schedule(message, 0, "release")
+            self.visibility.schedule(message, delay_s, "release")
 
-    async def process(self, message: Message) -> None:
+    def held_back(self, message: Message) -> None:
+        """A message over its group's cap (the processor holds it or hands it back)."""
+        self._observers.held_back(message)
+
+    async def process(self, message: Message) -> Outcome:
         """What the processor calls for each message: the handling step, with hand-back on cancellation."""
         if not self._ledger.start(message):
-            return  # handed back while it waited
+            return Outcome.RELEASED  # handed back while it waited
         try:
             await self._step(message)
         except asyncio.CancelledError:
@@ -149,7 +164,9 @@ class Pipeline:
         except Exception as exc:
             if self._ledger.is_handling(message):  # a middleware failed outside the handler
                 self._on_error(HandlerError(message.message_id, exc))
-        self._ledger.settle(message)  # not handled: its visibility timeout brings it back
+                self._ledger.settle(message)  # not handled: its visibility timeout brings it back
+            return Outcome.FAILED
+        return Outcome.SUCCEEDED
 
     async def process_batch(self, handler: BatchHandler, batch: list[Message]) -> set[Message]:
         """What the batching processor calls for each batch; returns the messages that succeeded."""
@@ -211,8 +228,15 @@ class Pipeline:
         started = time.monotonic()
         try:
             if (message.envelope is None and message.envelope_error is None) or self._admit(message):
-                await self._parts.handler(message)
+                if self._cancel_on_lease_lost:
+                    await self._cancellable(message)
+                else:
+                    await self._parts.handler(message)
         except asyncio.CancelledError:
+            raise
+        except LeaseLostError as exc:
+            self._ledger.settle(message)  # already logged and counted; SQS no longer honours its handle
+            self._observers.handled(message, time.monotonic() - started, exc)
             raise
         except Exception as exc:
             self._ledger.settle(message)
@@ -226,7 +250,7 @@ class Pipeline:
             self.deleter.put_nowait(message)  # handled: it must still be deleted
             raise
 
-    async def _handle_batch(self, handler: BatchHandler, batch: list[Message]) -> list[Outcome]:
+    async def _handle_batch(self, handler: BatchHandler, batch: list[Message]) -> list[ItemOutcome]:
         """The handling step of a batch (which batch middleware wraps): the batch handler, then each message's
         deletion or retry delay; on a FIFO queue a group's messages after its first failure are handed back."""
         started = time.monotonic()
@@ -249,12 +273,12 @@ class Pipeline:
                 self._failed(message, outcome, duration_s)
         return outcomes
 
-    async def _run_batch(self, handler: BatchHandler, batch: list[Message]) -> list[Outcome]:
+    async def _run_batch(self, handler: BatchHandler, batch: list[Message]) -> list[ItemOutcome]:
         """The batch handler's outcomes; enveloped messages it must not see (an S3 test event, a malformed
         envelope) are settled without it, as `_admit` decides for single messages."""
         if all(message.envelope is None and message.envelope_error is None for message in batch):
             return await handler.run(batch)
-        settled: dict[Message, Outcome] = {}
+        settled: dict[Message, ItemOutcome] = {}
         for message in batch:
             if message.envelope is not None or message.envelope_error is not None:
                 try:
@@ -265,6 +289,31 @@ class Pipeline:
         admitted = [message for message in batch if message not in settled]
         ran = dict(zip(admitted, await handler.run(admitted) if admitted else [], strict=True))
         return [settled[message] if message in settled else ran[message] for message in batch]
+
+    async def _cancellable(self, message: Message) -> None:
+        """The handler, cancelled (LeaseLostError) if the message's lease is lost meanwhile."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._handler_tasks[message] = task
+        try:
+            await self._parts.handler(message)
+        except asyncio.CancelledError:
+            if message in self._cancelled_for_lease:
+                self._cancelled_for_lease.discard(message)
+                if task.uncancel() == 0:  # only ours: the handler stops, the pipeline goes on
+                    raise LeaseLostError(message.message_id) from None
+            raise
+        finally:
+            del self._handler_tasks[message]
+            if message in self._cancelled_for_lease:  # the handler swallowed our cancellation: take it back
+                self._cancelled_for_lease.discard(message)
+                task.uncancel()
+
+    def _cancel_handler(self, message: Message) -> None:
+        task = self._handler_tasks.get(message)
+        if task is not None and message not in self._cancelled_for_lease:
+            self._cancelled_for_lease.add(message)
+            task.cancel()
 
     def _failed(self, message: Message, exc: Exception, duration_s: float) -> None:
         self._observers.handled(message, duration_s, exc)

@@ -72,6 +72,12 @@ class Observers(PipelineObserver):
     def visibility_extended(self, messages: Sequence[Message], timeout_s: int) -> None:
         self._tell("visibility_extended", messages, timeout_s)
 
+    def lease_lost(self, message: Message, reason: str) -> None:
+        self._tell("lease_lost", message, reason)
+
+    def held_back(self, message: Message) -> None:
+        self._tell("held_back", message)
+
     def _tell(self, hook: str, *args: Any) -> None:
         for method in self._hooks[hook]:
             try:

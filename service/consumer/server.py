@@ -6,11 +6,11 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import TYPE_CHECKING, Unpack
 
 from service.aio.lifecycle import Runner
 from service.consumer.batching import AnyHandler, BatchHandler
@@ -18,6 +18,7 @@ from service.consumer.gathering import BatchingProcessor
 from service.consumer.handler import Handler, as_handler
 from service.consumer.health import Health, HealthObserver, ShutdownSummary
 from service.consumer.ledger import Ledger
+from service.consumer.message import is_fifo
 from service.consumer.observer import PipelineObserver
 from service.consumer.pipeline import (
     DEFAULT_FLUSH_TIMEOUT_S,
@@ -27,7 +28,14 @@ from service.consumer.pipeline import (
     Pipeline,
     receive_loops,
 )
-from service.consumer.processors import Processor, make_processor
+from service.consumer.processors import (
+    BoundedProcessor,
+    GroupShare,
+    PartitionedProcessor,
+    Processor,
+    UnboundedProcessor,
+    make_processor,
+)
 from service.consumer.reporting import ErrorHandler, Observers, guarded, log_error
 from service.consumer.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from service.consumer.router import Router
@@ -61,17 +69,27 @@ class Server(Runner[ShutdownSummary]):
     2. **Process.** As each message is built, the SNS, EventBridge or S3 envelope its body comes in is opened
        (`envelope`; service/sqs/envelopes.py), so the handler sees the inner body and attributes; an S3 test event
        is deleted without calling the handler, and a malformed envelope is rejected (EnvelopeError, a `Reject`, in
-       the handler's place). The processor (bounded, unbounded or partitioned) calls the handler for each message;
-       for a batch handler (`service.batch`, or a Router with batch routes) the batching processor gathers messages
-       into batches (`max_messages`, within `max_wait_s`) and runs up to `concurrency` of them, and each message of
-       a batch is settled by its own outcome. Success queues the message for deletion. Failure never deletes: the
-       retry policy (or a `Retry` raised by the handler) sets its visibility, batched with
-       ChangeMessageVisibilityBatch, and the `error_handler` is told. A handler that raises `Reject` sends its
-       message to the queue's dead-letter queue at once (named by the RedrivePolicy the start-up check read): the
-       rejecter copies it there with SendMessageBatch and queues it for deletion only once SQS stored the copy;
-       without a dead-letter queue, or when the send fails for good, the retry policy applies instead. While a
-       message waits or runs, a heartbeat extends its visibility before it expires, so it is not redelivered
-       meanwhile.
+       the handler's place). The processor (bounded, unbounded or partitioned; "auto" is partitioned on a FIFO
+       queue, bounded elsewhere) calls the pipeline's handling step for each message and learns its outcome
+       (succeeded, failed, released). For a batch handler (`service.batch`, or a Router with batch routes) the
+       batching processor gathers messages into batches (`max_messages`, within `max_wait_s`) and runs up to
+       `concurrency` of them, and each message of a batch is settled by its own outcome. Success queues the
+       message for deletion. Failure never deletes: the retry policy (or a `Retry` raised by the handler) sets its
+       visibility, batched with ChangeMessageVisibilityBatch, and the `error_handler` is told. A handler that
+       raises `Reject` sends its message to the queue's dead-letter queue at once (named by the RedrivePolicy the
+       start-up check read): the rejecter copies it there with SendMessageBatch and queues it for deletion only
+       once SQS stored the copy; without a dead-letter queue, or when the send fails for good, the retry policy
+       applies instead. On a FIFO queue the partitioned processor keys messages by MessageGroupId, and when a
+       message does not succeed it hands back (visibility 0, unhandled) every later message of its group the pod
+       holds, so SQS delivers the group again in order; the batching processor does the same for a group's
+       messages in and behind a batch. With `max_in_flight_per_group`, the bounded and unbounded processors run
+       at most that many messages of one group at once; a few over the cap wait in the pod, the rest are handed
+       back with a delay (service/consumer/groups.py). While a message waits or runs, a heartbeat extends its
+       visibility before it expires, so it is not redelivered to another consumer meanwhile. When an extension is
+       refused for a stale receipt handle, or the deadline passes without one, the message's lease is lost:
+       `Message.lease_lost` turns true, the observers are told, and with `cancel_on_lease_lost` its handler is
+       cancelled (never deleted then); a later delete refused for the stale handle counts as the lost lease, not
+       as an error.
     3. **Delete.** One deleter sends DeleteMessageBatch when `batch_delete_max_messages` are pending or
        the oldest has waited the deletion interval; transient failures are retried.
 
@@ -112,9 +130,10 @@ class Server(Runner[ShutdownSummary]):
         self.settings = replace(settings or ServerSettings(), **options) if options else settings or ServerSettings()
         self.queue_url = queue_url
         self.handler = _single_handler(handler)
+        share = GroupShare(self.settings.max_in_flight_per_group, self.settings.visibility_timeout)
         self.processor: Processor | BatchingProcessor = _batching(
-            handler, self.settings.concurrency, fifo=queue_url.endswith(".fifo")
-        ) or make_processor(self.settings.processor, self.settings.concurrency)
+            handler, self.settings.concurrency, fifo=is_fifo(queue_url)
+        ) or make_processor(self.settings.processor, self.settings.concurrency, fifo=is_fifo(queue_url), share=share)
         self.retry_policy = retry_policy
         self.health = Health()
         self._client = client
@@ -266,7 +285,7 @@ class Server(Runner[ShutdownSummary]):
         async with asyncio.TaskGroup() as group:
             stages = _Stages(
                 receiving=group.create_task(pipeline.receiver.run(self._receive_loops())),
-                processing=group.create_task(self._process(pipeline)),
+                processing=group.create_task(self.processor.run(pipeline.messages, pipeline)),
                 deleting=group.create_task(pipeline.deleter.run()),
                 rejecting=group.create_task(pipeline.rejecter.run()),
                 changing=group.create_task(pipeline.visibility.run()),
@@ -276,6 +295,8 @@ class Server(Runner[ShutdownSummary]):
             )
             if self.paused:
                 pipeline.pause()
+            for warning in setting_warnings(self.queue_url, self.settings, self.processor):
+                _log.warning("%s", warning, extra={"queue_url": self.queue_url})
             self.health.receiving = True
             started.set_result(None)
             _log.info("server started", extra={"queue_url": self.queue_url, "capacity": self.processor.capacity})
@@ -318,11 +339,6 @@ class Server(Runner[ShutdownSummary]):
     def _receive_loops(self) -> int:
         return receive_loops(self.processor.capacity, self.settings)
 
-    def _process(self, pipeline: Pipeline) -> Coroutine[Any, Any, None]:
-        if isinstance(self.processor, BatchingProcessor):
-            return self.processor.run(pipeline.messages, pipeline.process_batch, pipeline.release)
-        return self.processor.run(pipeline.messages, pipeline.process)
-
     async def _until_deadline(self, task: asyncio.Task[None], deadline: Callable[[], float], *, cancel: bool) -> bool:
         """Wait for `task` until `deadline()` (which `hurry` may bring closer); False if the deadline passed."""
         try:
@@ -337,6 +353,28 @@ class Server(Runner[ShutdownSummary]):
         finally:
             self._deadline_timeouts.clear()
         return True
+
+
+def setting_warnings(queue_url: str, settings: ServerSettings, processor: Processor | BatchingProcessor) -> list[str]:
+    """What the settings give up that the user may not expect: a FIFO queue's order, a cap that does nothing."""
+    warnings = []
+    name = type(processor).__name__
+    if is_fifo(queue_url) and isinstance(processor, BoundedProcessor | UnboundedProcessor):
+        warnings.append(
+            f"processor {name} does not keep the message group order of the FIFO queue {queue_url}: a group's "
+            "messages received together run at once; set processor (MQ_PROCESSOR) to auto or partitioned"
+        )
+    if settings.max_in_flight_per_group is not None and isinstance(processor, PartitionedProcessor):
+        warnings.append(
+            "max_in_flight_per_group (MQ_MAX_IN_FLIGHT_PER_GROUP) applies to the bounded and unbounded "
+            "processors; the partitioned processor already runs one message per key at a time"
+        )
+    if settings.max_in_flight_per_group is not None and isinstance(processor, BatchingProcessor):
+        warnings.append(
+            "max_in_flight_per_group (MQ_MAX_IN_FLIGHT_PER_GROUP) does not apply to batch handlers: a batch "
+            "takes what the receives bring, up to its max_messages"
+        )
+    return warnings
 
 
 @dataclass(frozen=True)

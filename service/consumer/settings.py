@@ -33,6 +33,7 @@ INTEGER_RANGES: dict[str, tuple[int, int]] = {
     "visibility_timeout": (1, MAX_VISIBILITY_TIMEOUT),
     "batch_delete_max_messages": (1, 10),
     "prefetch": (0, 10_000),
+    "max_in_flight_per_group": (1, 100_000),
 }
 """The allowed range of each integer setting (SQS's limits, and sane bounds); the service's parsers use it too."""
 
@@ -46,10 +47,14 @@ class ServerSettings:
     receives as fast as the handlers go; `sqs_client` is the kind of client the Server creates when it is
     given none ("lean": the least CPU per message; "botocore": aiobotocore's); `envelope` the SNS, EventBridge
     or S3 envelope a body is opened from ("auto": any of them when unmistakable; "none": bodies are left alone).
+    `processor` "auto" is
+    partitioned (group order kept) on a FIFO queue and bounded elsewhere; `max_in_flight_per_group` None
+    sets no cap per message group (see service/consumer/groups.py); `cancel_on_lease_lost` cancels a
+    handler whose message's lease is lost instead of only marking the message.
     """
 
     concurrency: int = DEFAULT_CONCURRENCY
-    processor: ProcessorName | Processor = "bounded"
+    processor: ProcessorName | Processor = "auto"
     max_number_of_messages: int = DEFAULT_MAX_NUMBER_OF_MESSAGES
     wait_time_seconds: int = DEFAULT_WAIT_TIME_SECONDS
     visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT
@@ -63,6 +68,8 @@ class ServerSettings:
     receive_backoff: Backoff = DEFAULT_RECEIVE_BACKOFF
     sqs_client: ClientKind = DEFAULT_CLIENT_KIND
     envelope: EnvelopeMode = DEFAULT_ENVELOPE_MODE
+    max_in_flight_per_group: int | None = None
+    cancel_on_lease_lost: bool = False
 
     def __post_init__(self) -> None:
         for name, (low, high) in INTEGER_RANGES.items():
@@ -132,6 +139,8 @@ class ServerOptions(TypedDict, total=False):
     receive_backoff: Backoff
     sqs_client: ClientKind
     envelope: EnvelopeMode
+    max_in_flight_per_group: int | None
+    cancel_on_lease_lost: bool
 
 
 SETTING_NAMES = tuple(field.name for field in fields(ServerSettings))

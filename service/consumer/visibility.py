@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, Literal
@@ -11,7 +12,7 @@ from service.aio.batcher import Batcher
 from service.consumer.message import Message
 from service.consumer.observer import PipelineObserver
 from service.errors import MQError, VisibilityError
-from service.sqs.batch import call_batch, error_from_exception
+from service.sqs.batch import call_batch, error_from_exception, is_stale_handle
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
@@ -20,10 +21,16 @@ Reason = Literal["retry", "release", "extend"]
 _OPERATION = "ChangeMessageVisibilityBatch"
 # Retry delays and hand-backs wait at most this long for companions in a batch.
 _CHANGE_BATCH_WAIT_S = 0.2
+_log = logging.getLogger("service.consumer")
 
 
 class Visibility:
-    """Owns every visibility change of one queue's messages; each change is capped by `Message.max_visibility_s`."""
+    """Owns every visibility change of one queue's messages; each change is capped by `Message.max_visibility_s`.
+
+    It is also the one writer of a message's lease state: when an extension is refused for a stale receipt
+    handle, or the heartbeat finds a deadline passed with no successful extension, the message's lease is
+    lost (`lose_lease`).
+    """
 
     def __init__(
         self,
@@ -34,6 +41,7 @@ class Visibility:
         observer: PipelineObserver,
         on_error: Callable[[MQError], None],
         outstanding: Callable[[], Collection[Message]] = tuple,
+        on_lease_lost: Callable[[Message], None] | None = None,
     ) -> None:
         self._client = client
         self._queue_url = queue_url
@@ -41,6 +49,7 @@ class Visibility:
         self._observer = observer
         self._on_error = on_error
         self._outstanding = outstanding  # the messages still in the pipeline: only those are extended
+        self._on_lease_lost = on_lease_lost
         # One batch at a time, so changes to one message reach SQS in the order they were made
         # (an extension must never land after that message's hand-back).
         self._batcher: Batcher[tuple[Message, int, Reason]] = Batcher(
@@ -63,6 +72,15 @@ class Visibility:
             raise VisibilityError(message.message_id, error_from_exception(exc, "ChangeMessageVisibility")) from exc
         message.visibility_deadline = asked_at + seconds
 
+    def lose_lease(self, message: Message, reason: str) -> None:
+        """Mark the message's lease lost, once: logged with its id, told to the observers and `on_lease_lost`."""
+        if not message._lose_lease():  # the one writer of lease state
+            return
+        _log.warning("lease lost on message %s: %s", message.message_id, reason)
+        self._observer.lease_lost(message, reason)
+        if self._on_lease_lost is not None:
+            self._on_lease_lost(message)
+
     async def run(self) -> None:
         """Send change batches until closed; flushes everything before returning."""
         await self._batcher.run()
@@ -80,14 +98,20 @@ class Visibility:
 
         Every `visibility_timeout / 4` seconds, messages with less than half their timeout left get a
         fresh `visibility_timeout`, so a long handler is not redelivered to another consumer meanwhile.
+        A message whose deadline passed with no successful extension has lost its lease.
         """
         tick_s = max(0.1, self._visibility_timeout / 4)
         threshold_s = self._visibility_timeout / 2
         while True:
             await asyncio.sleep(tick_s)
-            due_by = time.monotonic() + threshold_s
+            now = time.monotonic()
+            due_by = now + threshold_s
             for message in list(self._outstanding()):
-                if message.visibility_deadline <= due_by:
+                if message.lease_lost:
+                    continue  # its receipt handle is no longer honoured: extending it is useless
+                if message.visibility_deadline <= now:
+                    self.lose_lease(message, "its visibility deadline passed with no successful extension")
+                elif message.visibility_deadline <= due_by:
                     self.schedule(message, self._visibility_timeout, "extend")
 
     async def _change_batch(self, batch: list[tuple[Message, int, Reason]]) -> None:
@@ -106,7 +130,13 @@ class Visibility:
         released: list[Message] = []
         for i, (message, seconds, reason) in enumerate(changes):
             if str(i) not in result.succeeded:
-                self._on_error(VisibilityError(message.message_id, result.failed[str(i)]))
+                error = result.failed[str(i)]
+                if not is_stale_handle(error):
+                    self._on_error(VisibilityError(message.message_id, error))
+                elif reason == "extend" or message.lease_lost:
+                    self.lose_lease(message, f"SQS refused to extend its visibility ({error.code})")
+                else:
+                    self._on_error(VisibilityError(message.message_id, error))
                 continue
             message.visibility_deadline = asked_at + seconds
             if reason == "release":

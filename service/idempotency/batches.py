@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
-from service.consumer.batching import BatchHandler, Outcome
+from service.consumer.batching import BatchHandler, ItemOutcome
 from service.consumer.message import Message
 from service.idempotency.lease import Lease
 
@@ -59,7 +59,7 @@ async def _claim(
 
 async def _run(
     guard: Idempotent, handler: BatchHandler, claimed: list[Message], tickets: dict[Message, Ticket]
-) -> list[Outcome]:
+) -> list[ItemOutcome]:
     async with AsyncExitStack() as leases:
         for ticket in tickets.values():
             if ticket.key:  # "" is a message run unguarded (no key, or fail_open)
@@ -67,7 +67,9 @@ async def _run(
         return await handler.run(claimed)
 
 
-async def _settle(guard: Idempotent, message: Message, ticket: Ticket, outcome: Outcome, *, succeeded: bool) -> None:
+async def _settle(
+    guard: Idempotent, message: Message, ticket: Ticket, outcome: ItemOutcome, *, succeeded: bool
+) -> None:
     if not ticket.key:
         return
     if succeeded:

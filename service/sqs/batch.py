@@ -18,6 +18,19 @@ DEFAULT_BATCH_ATTEMPTS = 5
 DEFAULT_BATCH_BACKOFF = Backoff(base_s=0.2, max_s=5.0)
 
 
+# What SQS answers for a receipt handle it no longer honours (deleted, purged, or redelivered elsewhere).
+STALE_HANDLE_CODES = frozenset(
+    {"ReceiptHandleIsInvalid", "MessageNotInflight", "AWS.SimpleQueueService.MessageNotInflight"}
+)
+
+
+def is_stale_handle(error: SQSError) -> bool:
+    """True when SQS refused a receipt handle as no longer valid (its message's lease is lost)."""
+    return error.code in STALE_HANDLE_CODES or (
+        error.code == "InvalidParameterValue" and "receipt handle" in error.sqs_message.lower()
+    )
+
+
 @dataclass
 class BatchResult:
     """Per-entry outcome of a batch call, keyed by entry Id."""

@@ -10,7 +10,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
 
-from service.consumer.batching import BatchHandler, Outcome
+from service.consumer.batching import BatchHandler, ItemOutcome
 from service.consumer.handler import Handler
 from service.consumer.message import Message
 from service.consumer.observer import PipelineObserver
@@ -29,9 +29,9 @@ class ConsumerTelemetry(PipelineObserver):
     The span `process <queue>` (kind CONSUMER) covers the handler and the Server's decision after it
     (deletion queued or retry delay). Its parent is the context the message carries (for a message that came
     through SNS, the context in the SNS message attributes); `mq.envelope` names the envelope its body was
-    opened from (sns, eventbridge, s3). It links to the span
-    of the receive call that fetched the message. Events record retry delays, visibility extensions and
-    hand-backs; the status is ERROR with the exception recorded when the handler raised.
+    opened from (sns, eventbridge, s3). It links to the span of the receive call that fetched the message.
+    Events record retry delays, visibility extensions, hand-backs and a lost lease (with `mq.lease_lost`
+    true); the status is ERROR with the exception recorded when the handler raised.
     """
 
     def __init__(
@@ -84,7 +84,7 @@ class ConsumerTelemetry(PipelineObserver):
         link to each message's creation context and receive call; it counts the batch's messages and failures.
         """
 
-        async def traced(handler: BatchHandler, batch: list[Message]) -> list[Outcome]:
+        async def traced(handler: BatchHandler, batch: list[Message]) -> list[ItemOutcome]:
             self._metrics.batch(len(batch))
             if not self._tracing:
                 return await step(handler, batch)
@@ -204,6 +204,16 @@ class ConsumerTelemetry(PipelineObserver):
             span = self._spans.get(message)
             if span is not None:
                 span.add_event("visibility extended", {"mq.visibility_timeout_s": timeout_s})
+
+    def lease_lost(self, message: Message, reason: str) -> None:
+        self._metrics.add("mq.messages.lease_lost", 1)
+        span = self._spans.get(message)
+        if span is not None:
+            span.set_attribute("mq.lease_lost", True)
+            span.add_event("lease lost", {"mq.reason": reason})
+
+    def held_back(self, message: Message) -> None:
+        self._metrics.add("mq.messages.held_back", 1)
 
 
 def _failed(span: Span, exc: BaseException) -> None:

@@ -29,6 +29,8 @@ _COUNTERS = {
     "mq.messages.rejected": ("{message}", "Messages sent to the dead-letter queue by a handler's Reject"),
     "mq.messages.retried": ("{message}", "Retry delays scheduled"),
     "mq.visibility.extended": ("{message}", "Heartbeat extensions"),
+    "mq.messages.lease_lost": ("{message}", "Messages whose lease was lost (visibility no longer held)"),
+    "mq.messages.held_back": ("{message}", "Messages over their group's cap, held in the pod or handed back"),
     "mq.receive.empty": ("{call}", "Receives that got nothing"),
     "mq.receive.errors": ("{call}", "Failed receives"),
 }

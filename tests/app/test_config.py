@@ -15,11 +15,12 @@ def test_defaults_are_the_documented_ones() -> None:
     assert settings == Settings()
     assert settings.embedded
     assert (settings.queue_url, settings.handler) == ("", "handlers.example:router")
-    assert (settings.concurrency, settings.processor) == (10, "bounded")
+    assert (settings.concurrency, settings.processor) == (10, "auto")
     assert (settings.max_number_of_messages, settings.wait_time_seconds, settings.visibility_timeout) == (10, 20, 30)
     assert (settings.deletion_interval_s, settings.visibility_heartbeat) == (None, True)
     assert settings.server_settings().effective_deletion_interval_s == 10.0
     assert settings.max_messages_per_s is None
+    assert (settings.max_in_flight_per_group, settings.cancel_on_lease_lost) == (None, False)
     assert (settings.admin_host, settings.admin_port, settings.admin_token) == ("127.0.0.1", 8080, None)
     assert (settings.drain_timeout_s, settings.exit_after_drain) == (25.0, False)
     assert (settings.log_level, settings.log_format) == ("INFO", "auto")
@@ -38,6 +39,8 @@ def test_every_variable_is_read() -> None:
         "MQ_DELETION_INTERVAL_S": "2.5",
         "MQ_MAX_MESSAGES_PER_S": "12.5",
         "MQ_VISIBILITY_HEARTBEAT": "no",
+        "MQ_MAX_IN_FLIGHT_PER_GROUP": "3",
+        "MQ_CANCEL_ON_LEASE_LOST": "yes",
         "MQ_ADMIN_HOST": "0.0.0.0",
         "MQ_ADMIN_PORT": "0",
         "MQ_ADMIN_TOKEN": "s3cret",
@@ -69,6 +72,8 @@ def test_every_variable_is_read() -> None:
     assert (settings.wait_time_seconds, settings.visibility_timeout, settings.deletion_interval_s) == (0, 120, 2.5)
     assert (settings.visibility_heartbeat, settings.exit_after_drain) == (False, True)
     assert settings.max_messages_per_s == 12.5
+    assert (settings.max_in_flight_per_group, settings.cancel_on_lease_lost) == (3, True)
+    assert settings.server_settings().max_in_flight_per_group == 3
     assert (settings.admin_host, settings.admin_port, settings.admin_token) == ("0.0.0.0", 0, "s3cret")
     assert (settings.drain_timeout_s, settings.log_level, settings.log_format) == (40.0, "DEBUG", "json")
     assert settings.publish_queue_url.endswith("/out")
@@ -100,7 +105,7 @@ def test_flags_win_over_variables_and_empty_means_unset() -> None:
     environ = {"MQ_CONCURRENCY": "3", "MQ_PROCESSOR": "", "MQ_ADMIN_TOKEN": ""}
     settings = Settings.from_env(environ, {"MQ_CONCURRENCY": "7"})
     assert settings.concurrency == 7
-    assert settings.processor == "bounded"
+    assert settings.processor == "auto"
     assert settings.admin_token is None
 
 
@@ -109,7 +114,7 @@ def test_flags_win_over_variables_and_empty_means_unset() -> None:
     [
         ("MQ_CONCURRENCY", "0", "an integer from 1 to 100000"),
         ("MQ_CONCURRENCY", "ten", "an integer from 1 to 100000"),
-        ("MQ_PROCESSOR", "fastest", "one of bounded, unbounded, partitioned"),
+        ("MQ_PROCESSOR", "fastest", "one of auto, bounded, unbounded, partitioned"),
         ("MQ_MAX_NUMBER_OF_MESSAGES", "11", "an integer from 1 to 10"),
         ("MQ_WAIT_TIME_SECONDS", "21", "an integer from 0 to 20"),
         ("MQ_VISIBILITY_TIMEOUT", "0", "an integer from 1 to 43200"),

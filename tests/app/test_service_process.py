@@ -126,7 +126,7 @@ def test_run_help_shows_each_flags_default_allowed_values_and_meaning(capsys: py
     assert (
         "messages handled at once (default: 10; allowed: an integer from 1 to 100000); variable MQ_CONCURRENCY" in text
     )
-    assert "(default: bounded; allowed: one of bounded, unbounded, partitioned)" in text
+    assert "(default: auto; allowed: one of auto, bounded, unbounded, partitioned)" in text
     for name, variable in ENV_VARIABLES.items():
         assert f"variable {variable}" in text
         assert not setting_help(name).startswith("(default"), f"{name} has no meaning in the help table"
@@ -146,7 +146,7 @@ def test_an_unknown_flag_after_run_shows_runs_usage(capsys: pytest.CaptureFixtur
     ("args", "env", "expected"),
     [
         ([], {"MQ_CONCURRENCY": "0"}, "MQ_CONCURRENCY: '0' is not allowed; expected an integer from 1 to 100000"),
-        ([], {"MQ_PROCESSOR": "fifo"}, "MQ_PROCESSOR: 'fifo' is not allowed; expected one of bounded"),
+        ([], {"MQ_PROCESSOR": "fifo"}, "MQ_PROCESSOR: 'fifo' is not allowed; expected one of auto, bounded"),
         ([], {"MQ_HANDLER": "handlers.missing:router"}, "MQ_HANDLER: 'handlers.missing:router' is not allowed"),
         ([], {"MQ_DELETION_INTERVAL_S": "60"}, "less than MQ_VISIBILITY_TIMEOUT (30)"),
         (["--wait-time-seconds", "30"], {}, "--wait-time-seconds (MQ_WAIT_TIME_SECONDS): '30' is not allowed"),

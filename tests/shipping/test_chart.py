@@ -276,13 +276,14 @@ def test_default_env_is_the_services_configuration(defaults: list[Obj]) -> None:
             "MQ_QUEUE_URL": QUEUE_URL,
             "MQ_HANDLER": "handlers.example:router",
             "MQ_CONCURRENCY": "10",
-            "MQ_PROCESSOR": "bounded",
+            "MQ_PROCESSOR": "auto",
             "MQ_MAX_NUMBER_OF_MESSAGES": "10",
             "MQ_WAIT_TIME_SECONDS": "20",
             "MQ_VISIBILITY_TIMEOUT": "30",
             "MQ_DELETION_INTERVAL_S": "10",
             "MQ_VISIBILITY_HEARTBEAT": "true",
             "MQ_ENVELOPE": "auto",
+            "MQ_CANCEL_ON_LEASE_LOST": "false",
             "MQ_ADMIN_HOST": "0.0.0.0",
             "MQ_ADMIN_PORT": "8080",
             "MQ_DRAIN_TIMEOUT_S": "25",
@@ -293,7 +294,9 @@ def test_default_env_is_the_services_configuration(defaults: list[Obj]) -> None:
         }.items()
     )
     # Optional settings stay unset so the service's own defaults apply.
-    assert not {"MQ_PUBLISH_QUEUE_URL", "AWS_ENDPOINT_URL_SQS", "OTEL_EXPORTER_OTLP_ENDPOINT"} & env(defaults).keys()
+    optional = {"MQ_PUBLISH_QUEUE_URL", "AWS_ENDPOINT_URL_SQS", "OTEL_EXPORTER_OTLP_ENDPOINT"}
+    optional.add("MQ_MAX_IN_FLIGHT_PER_GROUP")
+    assert not optional & env(defaults).keys()
 
 
 def test_every_env_value_is_a_string_or_a_reference(defaults: list[Obj]) -> None:
@@ -315,6 +318,8 @@ def test_values_reach_the_env() -> None:
             "visibilityHeartbeat": False,
             "envelope": "sns",
             "maxMessagesPerSecond": 25,
+            "maxInFlightPerGroup": 2,
+            "cancelOnLeaseLost": True,
             "handler": "handlers.orders:router",
         },
         log={"level": "DEBUG", "format": "text"},
@@ -334,6 +339,8 @@ def test_values_reach_the_env() -> None:
             "MQ_VISIBILITY_HEARTBEAT": "false",
             "MQ_ENVELOPE": "sns",
             "MQ_MAX_MESSAGES_PER_S": "25",
+            "MQ_MAX_IN_FLIGHT_PER_GROUP": "2",
+            "MQ_CANCEL_ON_LEASE_LOST": "true",
             "MQ_HANDLER": "handlers.orders:router",
             "MQ_LOG_LEVEL": "DEBUG",
             "MQ_LOG_FORMAT": "text",
