@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
 import socket
@@ -181,6 +182,12 @@ class Runtime:
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         self.admin_url = f"http://{shown}:{port}"
         _log.info("admin API listening", extra={"admin_url": self.admin_url, "host": host, "port": port})
+        if self.settings.admin_token is None and not _is_loopback(host):
+            _log.warning(
+                "the admin API listens on %s without MQ_ADMIN_TOKEN: whoever reaches this address can publish, "
+                "pause, drain and read dead-lettered messages; set MQ_ADMIN_TOKEN or bind 127.0.0.1",
+                host,
+            )
         return admin
 
     def _announce(self) -> None:
@@ -280,6 +287,13 @@ class Runtime:
         elif self._signals == 2:
             _log.warning("%s again: cancelling running handlers; their messages go back to the queue", name)
             self.server.hurry()
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def publish_command(admin_url: str, *, token: bool) -> str:

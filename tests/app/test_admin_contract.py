@@ -25,7 +25,7 @@ from tests.support.sqs import QueueFactory, eventually
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 EXAMPLES_PER_OPERATION = 25
 RUN_TIMEOUT_S = 240
-TOKEN = "contract-t0ken"
+TOKEN = "contract-t0ken-0123"
 
 
 @dataclass(frozen=True)

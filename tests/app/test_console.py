@@ -132,7 +132,7 @@ async def test_the_console_follows_the_pipeline_and_drives_it(
 async def test_the_console_asks_for_the_token_and_reports_a_wrong_one(
     browser: Browser, make_queue: QueueFactory
 ) -> None:
-    settings = dataclasses.replace(BASE, queue_url=await make_queue(), admin_token="s3cret-token")
+    settings = dataclasses.replace(BASE, queue_url=await make_queue(), admin_token="s3cret-token-for-console")
     async with running(settings) as service:
         page = await browser.new_page(viewport=PHONE)
         await page.goto(service.runtime.admin_url + "/console")
@@ -144,7 +144,7 @@ async def test_the_console_asks_for_the_token_and_reports_a_wrong_one(
         await expect(auth).to_contain_text("token is wrong", timeout=WAIT_MS)
         await expect(page.get_by_test_id("state")).to_have_text("connecting")
 
-        await page.get_by_test_id("token").fill("s3cret-token")
+        await page.get_by_test_id("token").fill("s3cret-token-for-console")
         await page.get_by_test_id("use-token").click()
         await expect(page.get_by_test_id("state")).to_have_text("running", timeout=WAIT_MS)
         await expect(auth).to_be_hidden()

@@ -20,7 +20,8 @@ from tests.support.sqs import QueueFactory, eventually, queue_counts, until
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
 
-TOKEN = "operator-t0ken"
+TOKEN = "operator-t0ken-0123"
+JSON_TYPE = {"Content-Type": "application/json"}
 NEW_ROUTES = [
     ("POST", "/pause"),
     ("POST", "/resume"),
@@ -164,7 +165,7 @@ async def test_the_last_handler_errors(make_queue: QueueFactory) -> None:
 @pytest.mark.parametrize(
     ("method", "path", "kwargs", "status", "names"),
     [
-        ("POST", "/pause", {"content": b"{"}, 400, "not valid JSON"),
+        ("POST", "/pause", {"content": b"{", "headers": JSON_TYPE}, 400, "not valid JSON"),
         ("POST", "/pause", {"json": {"why": "x"}}, 422, "unknown field 'why'"),
         ("POST", "/resume", {"json": {"reason": 5}}, 422, "$.reason"),
         ("PUT", "/limits", {"json": {}}, 422, "'max_messages_per_s' is required"),

@@ -62,7 +62,7 @@ async def test_a_second_signal_stops_at_once_and_hands_messages_back(
 async def test_after_drain_it_waits_for_sigterm(tmp_path: Path, make_queue: QueueFactory) -> None:
     url = await make_queue()
     async with service_process(env_for(url), tmp_path / "stderr.log") as service:
-        summary = (await service.client.get("/drain")).json()
+        summary = (await service.client.post("/drain")).json()
         assert set(summary) == {"server", "publisher"}
         assert (await service.client.get("/healthz")).status_code == 200
         assert (await service.client.get("/readyz")).json() == {"ready": False, "reason": "draining"}
@@ -93,7 +93,7 @@ async def test_embedded_mode_handles_a_published_message_and_exits_after_drain(t
         response = await service.client.post("/publish", json={"route": "hello", "body": "hi"})
         assert response.status_code == 200, response.text
         await eventually(lambda: _pipeline_has(service, deleted=1))
-        assert (await service.client.get("/drain")).status_code == 200
+        assert (await service.client.post("/drain")).status_code == 200
         assert await service.exit_code(15) == 0
 
 

@@ -122,6 +122,8 @@ class _Endpoints:
             return JSONResponse({"max_messages_per_s": server.rate_limit})
         try:
             asked = await read_body(request, LIMITS_BODY)
+            if self._service.draining:
+                raise Refused(409, "the service is draining: it receives nothing more")
         except Refused as refused:
             self._service.operations.audit("limits", None, f"refused: {refused}", refused.status)
             return refused.response()
@@ -165,7 +167,9 @@ def path_items(guard: BearerGuard) -> dict[str, Any]:
         },
         "/limits": {
             "get": operation(guard, "The rate limit.", {"200": limits}),
-            "put": operation(guard, "Set or remove the rate limit.", {"200": limits}, body=LIMITS_BODY),
+            "put": operation(
+                guard, "Set or remove the rate limit.", {"200": limits, "409": draining}, body=LIMITS_BODY
+            ),
         },
         "/queues": {"get": operation(guard, "The queues' depths.", _QUEUES_RESPONSES)},
         "/errors": {
