@@ -65,7 +65,7 @@ class BearerGuard:
     def document(self, operation: dict[str, Any]) -> dict[str, Any]:
         """The operation, with its security requirement and 401 answer when a token is configured, and its 403."""
         operation["responses"]["403"] = error_doc(
-            "A browser marked the request cross-origin (Sec-Fetch-Site, Origin): only the admin's own pages may call it."
+            "A browser marked the request cross-origin (Sec-Fetch-Site, Origin): only the admin's own pages may."
         )
         if self.enabled:
             operation["security"] = [{"bearer": []}]

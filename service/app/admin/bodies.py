@@ -67,7 +67,7 @@ def query_integer(request: Request, name: str, *, default: int, low: int, high: 
     if raw is None:
         return default
     if not (raw.isascii() and raw.isdigit() and low <= int(raw) <= high):
-        raise Refused(422, f"{name}: must be an integer from {low} to {high} in ASCII digits, not {ascii(raw[:40])}")
+        raise Refused(422, f"{name}: must be an integer from {low} to {high} in ASCII digits, not {raw[:40]!a}")
     return int(raw)
 
 

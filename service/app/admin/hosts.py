@@ -8,6 +8,7 @@ pod's IP, which the kubelet's probes use, and the Service's names).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 from collections.abc import Iterable
@@ -29,10 +30,8 @@ def default_allowed_hosts(admin_host: str) -> list[str]:
         names.append(admin_host)
     hostname = socket.gethostname()
     names.append(hostname)
-    try:
+    with contextlib.suppress(OSError):  # a name that does not resolve: the loopback names still work
         names += [str(info[4][0]) for info in socket.getaddrinfo(hostname, None, type=socket.SOCK_STREAM)]
-    except OSError:  # a name that does not resolve: the loopback names still work
-        pass
     return list(dict.fromkeys(name.lower() for name in names))
 
 
