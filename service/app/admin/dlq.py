@@ -8,10 +8,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from service.app.admin.actions import Refused, operation, read_body, upstream
+from service.app.admin.actions import operation, read_body, upstream
 from service.app.admin.auth import BearerGuard
 from service.app.admin.bodies import query_integer
-from service.app.admin.errors import error_doc
+from service.app.admin.errors import Refused, error_doc
 from service.app.admin.openapi import json_response
 from service.app.admin.operator import QUEUE, OperatorService
 from service.app.admin.problems import ERROR_KEY
