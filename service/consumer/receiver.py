@@ -48,7 +48,9 @@ class Receiver:
     """Checks the queue once, then runs receive loops; each reserves credits and rate tokens, then long-polls.
 
     Received messages go into `messages`; while paused or stopping, what a call in flight brings is
-    handed back at once through `release` instead.
+    handed back at once through `release` instead. When the rate limit changed while a call was in flight,
+    what it brings goes on only as the new rate allows: the messages wait in the ledger (under the visibility
+    heartbeat, handed back by a pause or a drain like any waiting message), so a lowered limit holds at once.
     """
 
     def __init__(
@@ -167,6 +169,7 @@ class Receiver:
             self._ledger.unreserve(credits)
             raise
         self._ledger.unreserve(credits - wanted)
+        generation = self.rate.generation
         loop = asyncio.current_task()
         assert loop is not None
         self._polling.add(loop)
@@ -177,18 +180,43 @@ class Receiver:
             raise
         finally:
             self._polling.discard(loop)
+        same_rate = self.rate.generation == generation
         if raw is None:
-            self.rate.give(wanted)
+            if same_rate:
+                self.rate.give(wanted)
             self._ledger.unreserve(wanted)
-        else:
-            self.rate.give(wanted - len(raw[0]))
-            self._dispatch(raw, wanted)
+            return
+        messages = self._admit(raw, wanted)
+        if same_rate:
+            self.rate.give(wanted - len(messages))
+            self._hand_on(messages)
+        else:  # tokens taken at an older rate do not count: each message takes one at the current rate
+            await self._paced(messages)
 
-    def _dispatch(self, raw: tuple[list[dict[str, Any]], float], reserved: int) -> None:
+    def _admit(self, raw: tuple[list[dict[str, Any]], float], reserved: int) -> list[Message]:
         raw_messages, duration_s = raw
         messages = [self._make_message(item) for item in raw_messages]
         self._ledger.admit(messages, reserved)
         self._observer.received(messages, duration_s)
+        return messages
+
+    async def _paced(self, messages: list[Message]) -> None:
+        """Hand the messages on as the rate limit gives tokens; what is left when cancelled goes back."""
+        pending = messages
+        try:
+            while pending:
+                if self._stopping or self.paused or self._messages.closed:
+                    break  # handed back below, at once
+                count = await self.rate.take(len(pending))
+                self._hand_on(pending[:count])
+                pending = pending[count:]
+        except asyncio.CancelledError:
+            for message in pending:
+                self._release(message)
+            raise
+        self._hand_on(pending)
+
+    def _hand_on(self, messages: list[Message]) -> None:
         hand_back = self._stopping or self.paused or self._messages.closed
         for message in messages:
             if hand_back:
