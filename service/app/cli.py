@@ -82,6 +82,9 @@ def main(
             return runner.run(serve(settings, handler, hooks=hooks or telemetry.hooks))
     except ConfigError as exc:
         return _config_error(exc)
+    except KeyboardInterrupt:  # Ctrl-C before the Runtime took the signals, or after it let them go
+        _log.info("interrupted")
+        return 0
     except Exception:
         _log.exception("mq-service stopped on an error")
         return 1
@@ -134,6 +137,7 @@ async def serve(
             handle_signals=handle_signals,
             out=out,
             notes=() if local is None else local.describe(),
+            ephemeral_queue=local is not None,
         )
         return await runtime.run()
     finally:

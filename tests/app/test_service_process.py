@@ -97,6 +97,46 @@ async def test_embedded_mode_handles_a_published_message_and_exits_after_drain(t
         assert await service.exit_code(15) == 0
 
 
+async def test_ctrl_c_on_an_idle_embedded_service_exits_within_seconds(tmp_path: Path) -> None:
+    log = tmp_path / "stderr.log"
+    async with service_process(_embedded_env(MQ_WAIT_TIME_SECONDS="20"), log) as service:
+        assert (await service.client.post("/publish", json={"route": "hello", "body": "hi"})).status_code == 200
+        await eventually(lambda: _pipeline_has(service, deleted=1))  # the receive loops are back in 20 s long polls
+        started = time.monotonic()
+        service.process.send_signal(signal.SIGINT)
+        assert await service.exit_code(30) == 0
+        # Not the 20 s of the long polls in flight: the embedded server's queues end with the process anyway.
+        assert time.monotonic() - started < 8
+    text = log.read_text()
+    assert "not waiting for the receive calls in flight" in text
+    assert "Traceback" not in text
+
+
+async def test_a_second_ctrl_c_while_receive_calls_are_awaited_exits_cleanly(
+    tmp_path: Path, make_queue: QueueFactory
+) -> None:
+    url = await make_queue()
+    log = tmp_path / "stderr.log"
+    async with service_process(env_for(url, MQ_WAIT_TIME_SECONDS="20"), log) as service:
+        await publish(service.client, 1, "hello", "hi")
+        await eventually(lambda: _pipeline_has(service, deleted=1))
+        service.process.send_signal(signal.SIGINT)
+
+        async def waiting_said() -> bool:
+            return "waiting up to 25 s for" in log.read_text()
+
+        await eventually(waiting_said, what="the log says what the exit waits for, and how long at most")
+        started = time.monotonic()
+        service.process.send_signal(signal.SIGINT)
+        assert await service.exit_code(30) == 0
+        assert time.monotonic() - started < 10
+    text = log.read_text()
+    assert "(long polls of MQ_WAIT_TIME_SECONDS=20 s)" in text
+    assert "SIGINT again: cancelling running handlers and receive calls" in text
+    assert "Traceback" not in text
+    assert "KeyboardInterrupt" not in text
+
+
 def test_the_aws_cli_line_works_with_cli_v1_and_v2() -> None:
     # AWS CLI v1 ignores AWS_ENDPOINT_URL_SQS and reads AWS_DEFAULT_REGION only; v2 reads either region variable.
     line = LocalSQS(endpoint="http://127.0.0.1:4566").aws_cli_command("list-queues")
