@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -135,6 +136,26 @@ async def test_a_second_ctrl_c_while_receive_calls_are_awaited_exits_cleanly(
     assert "SIGINT again: cancelling running handlers and receive calls" in text
     assert "Traceback" not in text
     assert "KeyboardInterrupt" not in text
+
+
+async def test_the_embedded_servers_own_errors_stay_out_of_the_services_log(tmp_path: Path) -> None:
+    log = tmp_path / "stderr.log"
+    async with service_process(_embedded_env(MQ_LOG_LEVEL="INFO"), log) as service:
+        # The local server has no StartMessageMoveTask: it fails the call with a traceback of its own.
+        response = await service.client.post("/dlq/redrive")
+        assert response.status_code == 202, response.text
+
+        async def finished() -> bool:
+            return (await service.client.get("/dlq/redrive")).json()["state"] == "completed"
+
+        await eventually(finished, what="the service's own redrive completed")
+        service.process.send_signal(signal.SIGTERM)
+        assert await service.exit_code(30) == 0
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    fallbacks = [event for event in events if "no message move tasks" in event["message"]]
+    assert [event["level"] for event in fallbacks] == ["WARNING"]
+    assert [event for event in events if event["level"] in ("ERROR", "CRITICAL")] == []
+    assert "Traceback" not in log.read_text()
 
 
 def test_the_aws_cli_line_works_with_cli_v1_and_v2() -> None:
