@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,8 @@ _CREDENTIAL_CODES = {
 
 MessageFactory = Callable[[dict[str, Any]], Message]
 
+_log = logging.getLogger("service.consumer")
+
 
 class Receiver:
     """Checks the queue once, then runs receive loops; each reserves credits and rate tokens, then long-polls.
@@ -78,6 +81,7 @@ class Receiver:
         self._backoff = settings.receive_backoff
         self.rate = RateLimit(settings.max_messages_per_s, burst=settings.max_number_of_messages)
         self._failures = 0
+        self._failing_since = 0.0
         self._resume_at = 0.0
         self._stopping = False
         self._stopped = asyncio.Event()
@@ -147,7 +151,7 @@ class Receiver:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopped.wait(), max(0.0, self._resume_at - time.monotonic()))
                 continue
-            self._failures = 0
+            self._recovered("GetQueueAttributes")
             self._observer.queue_checked()
             return
 
@@ -232,9 +236,22 @@ class Receiver:
         except Exception as exc:
             self._failed(exc, "ReceiveMessage", time.monotonic() - started)
             return None
-        self._failures = 0
+        self._recovered("ReceiveMessage")
         messages: list[dict[str, Any]] = response.get("Messages", [])  # type: ignore[assignment]
         return messages, time.monotonic() - started
+
+    def _recovered(self, operation: str) -> None:
+        """A call succeeded: after failures, say so once, with how long SQS was failing."""
+        if self._failures:
+            down_s = time.monotonic() - self._failing_since
+            _log.info(
+                "SQS answers again: %s succeeded after %d failed calls over %.1f s",
+                operation,
+                self._failures,
+                down_s,
+                extra={"queue_url": self._queue_url, "failed_calls": self._failures, "down_s": round(down_s, 3)},
+            )
+        self._failures = 0
 
     def _failed(self, exc: Exception, operation: str, duration_s: float) -> None:
         error = error_from_exception(exc, operation)
@@ -244,6 +261,8 @@ class Receiver:
             reason = f"SQS rejected the credentials for queue {self._queue_url} ({error.code}: {error.sqs_message})"
         else:
             reason = f"queue {self._queue_url}: {error}"
+        if not self._failures:
+            self._failing_since = time.monotonic() - duration_s
         self._failures += 1
         failure = ReceiveError(reason, code=error.code, queue_url=self._queue_url, consecutive=self._failures)
         self._resume_at = max(self._resume_at, time.monotonic() + self._backoff.delay_s(self._failures - 1))
