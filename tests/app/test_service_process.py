@@ -146,7 +146,8 @@ async def test_the_embedded_servers_own_errors_stay_out_of_the_services_log(tmp_
         assert response.status_code == 202, response.text
 
         async def finished() -> bool:
-            return (await service.client.get("/dlq/redrive")).json()["state"] == "completed"
+            state: str = (await service.client.get("/dlq/redrive")).json()["state"]
+            return state == "completed"
 
         await eventually(finished, what="the service's own redrive completed")
         service.process.send_signal(signal.SIGTERM)
