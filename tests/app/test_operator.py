@@ -102,6 +102,9 @@ async def test_a_drain_while_paused_drains(make_queue: QueueFactory, sqs: SQSCli
         assert summary.status_code == 200, summary.text
         assert (await client_status(service.client))["draining"] is True
         assert "draining" in (await json_of(service.client, "POST", "/resume", 409))["error"]
+        limits = await json_of(service.client, "PUT", "/limits", 409, json={"max_messages_per_s": 5})
+        assert "draining" in limits["error"]
+        assert (await json_of(service.client, "GET", "/limits", 200))["max_messages_per_s"] is None
     assert await queue_counts(sqs, url) == (1, 0)  # not received, not lost
 
 
@@ -215,7 +218,7 @@ async def test_the_openapi_document_describes_every_new_route(make_queue: QueueF
             assert "description" in response, (path, status)
             assert "schema" in response["content"]["application/json"], (path, status)
     assert set(paths["/dlq/redrive"]["post"]["responses"]) >= {"202", "400", "404", "409", "422", "502", "503"}
-    assert set(paths["/limits"]["put"]["responses"]) >= {"200", "400", "401", "422"}
+    assert set(paths["/limits"]["put"]["responses"]) >= {"200", "400", "401", "409", "415", "421", "422"}
     assert "security" not in paths["/console"]["get"]
 
 
