@@ -170,12 +170,13 @@ function drawChart() {
 }
 
 // The axis's top: 1, 2 or 5 times a power of ten, at least the highest rate; every label with the same
-// decimals, those its middle tick needs (0 / 0.5 / 1, 0 / 10 / 20, 0 / 250 / 500).
+// decimals, those its middle tick needs (0.0 / 0.5 / 1.0, 0.0 / 2.5 / 5.0, 0 / 10 / 20, 0 / 250 / 500).
 function niceAxis(highest) {
   const wanted = Math.max(highest, 1);
   const power = 10 ** Math.floor(Math.log10(wanted));
   const top = [1, 2, 5, 10].map((m) => m * power).find((value) => value >= wanted);
-  const decimals = Math.max(0, -Math.floor(Math.log10(top / 2) + 1e-9));
+  let decimals = 0;
+  while (Math.abs((top / 2) * 10 ** decimals - Math.round((top / 2) * 10 ** decimals)) > 1e-9) decimals += 1;
   return { top, decimals };
 }
 
@@ -265,17 +266,15 @@ async function refreshRedrive() {
   showRedrive(await api("GET", "/dlq/redrive"));
 }
 
-// One group per message and error message, newest first: a message failing three times is one row, 3 attempts.
+// One group per message, newest first, with its last error: a message failing three times is one row, 3 attempts.
 function groupErrors(errors) {
   const groups = new Map();
   for (const e of errors) {
-    const key = `${e.message_id}\n${e.error_type}: ${e.error}`;
-    const group = groups.get(key);
-    if (group) {
+    const group = groups.get(e.message_id);
+    if (!group) groups.set(e.message_id, { ...e, attempts: 1 });
+    else {
       group.attempts += 1;
-      group.at = Math.max(group.at, e.at);
-    } else {
-      groups.set(key, { ...e, attempts: 1 });
+      if (e.at > group.at) Object.assign(group, { ...e, attempts: group.attempts });
     }
   }
   return [...groups.values()].sort((a, b) => b.at - a.at);
