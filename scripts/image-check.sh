@@ -224,7 +224,7 @@ PY
 }
 
 # The Helm chart's exec preStop hook (POST /drain with the token from the Secret), run inside the container as the
-# kubelet would: it must find python3 and reach /drain with the token from the environment.
+# kubelet would: it must find mq-service and reach /drain with the token from the environment.
 chart_prestop_hook() {
     local helm="$ROOT/.tools/bin/helm"
     [[ -x "$helm" ]] || helm="$(command -v helm || true)"

@@ -72,6 +72,40 @@ async def test_after_drain_it_waits_for_sigterm(tmp_path: Path, make_queue: Queu
         assert await service.exit_code(15) == 0
 
 
+async def test_mq_service_drain_drains_a_service_with_a_token_as_the_prestop_hook_does(
+    tmp_path: Path, make_queue: QueueFactory
+) -> None:
+    token = "prestop-t0ken-0123456"
+    url = await make_queue()
+    async with service_process(env_for(url, MQ_ADMIN_TOKEN=token), tmp_path / "stderr.log") as service:
+        port = service.admin_url.rsplit(":", 1)[1]
+        hook_env = {**os.environ, "PYTHONPATH": str(ROOT), "MQ_ADMIN_PORT": port, "MQ_DRAIN_TIMEOUT_S": "5"}
+        refused = await _drain_command({**hook_env, "MQ_ADMIN_TOKEN": "wrong-t0ken-0123456"})
+        assert refused[0] == 1
+        assert "401" in refused[1]
+        assert await _drain_command({**hook_env, "MQ_ADMIN_TOKEN": token}) == (0, "")
+        assert (await service.client.get("/readyz")).json() == {"ready": False, "reason": "draining"}
+        service.process.send_signal(signal.SIGTERM)
+        assert await service.exit_code(15) == 0
+
+
+async def _drain_command(env: dict[str, str]) -> tuple[int, str]:
+    """`python -m service drain` (the chart's preStop hook): (exit code, stderr)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service",
+        "drain",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, stderr.decode()
+
+
 def _embedded_env(**extra: str) -> dict[str, str]:
     env = {**os.environ, **SERVICE_ENV, **extra}
     for name in ("MQ_QUEUE_URL", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL"):

@@ -135,8 +135,7 @@ def test_startup_probe_gives_the_process_time_to_start(defaults: list[Obj]) -> N
 
 def test_prestop_drains_by_post_from_inside_the_container(defaults: list[Obj]) -> None:
     hook = container(defaults)["lifecycle"]["preStop"]
-    assert set(hook) == {"exec"}  # an httpGet hook could only GET, which changes no state
-    assert hook["exec"]["command"][:2] == ["python3", "-c"]
+    assert hook == {"exec": {"command": ["mq-service", "drain"]}}  # an httpGet hook could only GET
 
 
 def test_service_and_service_monitor_target_the_admin_port() -> None:
@@ -301,8 +300,10 @@ def test_exec_prestop_hook_posts_the_token_to_drain(drain_server: http.server.HT
         "MQ_DRAIN_TIMEOUT_S": "5",
         "PATH": os.environ.get("PATH", ""),
     }
-    # The image's python3 is the venv's; here the test's interpreter stands in for it.
-    subprocess.run([sys.executable, *command[1:]], env=hook_env, check=True, timeout=30)
+    # The image's mq-service is the venv's; here the test's interpreter runs the same entry point.
+    assert command == ["mq-service", "drain"]
+    hook_env["PYTHONPATH"] = str(ROOT)
+    subprocess.run([sys.executable, "-m", "service", "drain"], env=hook_env, check=True, timeout=30)
     # POST, JSON, to a loopback Host: what the admin API's guards let through.
     assert _DrainRecorder.seen == [("POST", DRAIN_PATH, "Bearer from-secret", "application/json", f"127.0.0.1:{port}")]
 
