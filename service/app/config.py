@@ -195,6 +195,12 @@ def _url(source: str, raw: str) -> str:
     return raw
 
 
+def _publish_url(source: str, raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ConfigError(source, raw, "an http(s) SQS queue URL, or empty for the consumed queue")
+    return raw
+
+
 def _text(source: str, raw: str) -> str:
     return raw
 
@@ -312,7 +318,7 @@ _PARSERS: dict[str, Parser] = {
     "exit_after_drain": _boolean,
     "log_level": _choice(*LOG_LEVELS, upper=True),
     "log_format": _choice(*LOG_FORMATS),
-    "publish_queue_url": _url,
+    "publish_queue_url": _publish_url,
     "publish_max_batch": _integer(1, 1000),
     "publish_interval_s": _number(0, 60, low_open=True),
     "s3_bucket": _bucket,
