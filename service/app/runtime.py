@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import signal
 import socket
@@ -27,7 +26,7 @@ import uvicorn
 
 from service.app.admin import create_app
 from service.app.config import Settings
-from service.app.listener import bind_admin
+from service.app.listener import bind_admin, serve_admin, warn_if_open
 from service.app.operations import Operations
 from service.consumer.handler import Handler, SyncHandler, as_handler
 from service.consumer.server import RECEIVE_ANSWER_MARGIN_S, Server
@@ -38,19 +37,9 @@ from service.telemetry.hooks import Hooks, HooksFactory
 if TYPE_CHECKING:
     pass
 
-ADMIN_SHUTDOWN_TIMEOUT_S = 5
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 _log = logging.getLogger("service.runtime")
-
-
-class _AdminServer(uvicorn.Server):
-    """uvicorn without its signal handling: the Runtime owns SIGTERM and SIGINT."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        """Capture nothing."""
-        yield
 
 
 class Runtime:
@@ -174,29 +163,12 @@ class Runtime:
 
     async def _start_admin(self, tasks: asyncio.TaskGroup, sock: socket.socket) -> uvicorn.Server:
         app = create_app(self, metrics=self.hooks.metrics)
-        config = uvicorn.Config(
-            app if self.hooks.wrap_asgi is None else self.hooks.wrap_asgi(app),
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=ADMIN_SHUTDOWN_TIMEOUT_S,
-        )
-        admin = _AdminServer(config)
-        serving = tasks.create_task(admin.serve(sockets=[sock]), name="mq-service admin")
-        while not admin.started:  # uvicorn offers no event for this; start-up takes milliseconds
-            if serving.done():
-                raise RuntimeError("the admin API failed to start")
-            await asyncio.sleep(0.01)
+        admin = await serve_admin(app if self.hooks.wrap_asgi is None else self.hooks.wrap_asgi(app), tasks, sock)
         host, port = sock.getsockname()[:2]
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         self.admin_url = f"http://{shown}:{port}"
         _log.info("admin API listening", extra={"admin_url": self.admin_url, "host": host, "port": port})
-        if self.settings.admin_token is None and not _is_loopback(host):
-            _log.warning(
-                "the admin API listens on %s without MQ_ADMIN_TOKEN: whoever reaches this address can publish, "
-                "pause, drain and read dead-lettered messages; set MQ_ADMIN_TOKEN or bind 127.0.0.1",
-                host,
-            )
+        warn_if_open(host, token_set=self.settings.admin_token is not None)
         return admin
 
     def _announce(self) -> None:
@@ -320,13 +292,6 @@ class Runtime:
             self.server.hurry()
         else:
             _log.info("%s: already stopping as fast as it can", name)
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def publish_command(admin_url: str, *, token: bool) -> str:

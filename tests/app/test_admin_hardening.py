@@ -22,6 +22,7 @@ from service.app.admin import AdminService, BearerGuard, RouteGroup, create_app
 from service.app.admin.bodies import MAX_JSON_DEPTH
 from service.app.admin.hosts import HostAllowList
 from service.app.config import GUARDED_ROUTES, Settings, setting_help
+from service.app.listener import warn_if_open
 from service.app.runtime import Runtime
 from tests.support.runtime import started
 from tests.support.sqs import QueueFactory
@@ -230,3 +231,17 @@ async def test_the_token_help_names_exactly_the_guarded_routes(service: Runtime)
     }
     assert set(GUARDED_ROUTES.split()) == guarded
     assert GUARDED_ROUTES in setting_help("admin_token").replace("\n", " ")
+
+
+@pytest.mark.parametrize(
+    ("host", "token_set", "warned"),
+    [("0.0.0.0", False, True), ("10.1.2.3", False, True), ("0.0.0.0", True, False), ("127.0.0.1", False, False)],
+)
+def test_listening_beyond_loopback_without_a_token_is_warned_about(
+    caplog: pytest.LogCaptureFixture, host: str, *, token_set: bool, warned: bool
+) -> None:
+    caplog.set_level(logging.WARNING, logger="service.runtime")
+    warn_if_open(host, token_set=token_set)
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert bool(warnings) is warned
+    assert all(host in warning and "without MQ_ADMIN_TOKEN" in warning for warning in warnings)
