@@ -32,7 +32,7 @@ async def test_rejected_messages_are_counted_in_status_and_land_in_the_dead_lett
     ]
     async with started(dataclasses.replace(BASE, queue_url=url)) as runtime:
         app = create_app(runtime)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://admin") as client:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as client:
             published = await client.post("/publish", json={"messages": messages})
             assert published.status_code == 200, published.text
 
