@@ -30,7 +30,7 @@ class Hooks:
     `GET /metrics` as (body, content type); `wrap_asgi` wraps the admin app (HTTP server spans);
     `payload_observer` and `instrument_s3_client` do the same for the large payloads in S3 and the S3 client
     that carries them; `operator_action` counts each operator action (action, outcome); `idempotency_observer` sees the
-    idempotency guard's decisions.
+    idempotency guard's decisions; `span_export_stats` reads the lean span exporter's counts for /status.
     """
 
     observer: PipelineObserver | None = None
@@ -45,6 +45,7 @@ class Hooks:
     instrument_s3_client: Callable[[S3Client], None] | None = None
     operator_action: Callable[[str, str], None] | None = None
     idempotency_observer: IdempotencyObserver | None = None
+    span_export_stats: Callable[[], dict[str, int] | None] | None = None
 
 
 HooksFactory = Callable[[str, str], Hooks]

@@ -182,6 +182,7 @@ class Telemetry:
             instrument_s3_client=self.instrument_s3_client,
             operator_action=OperatorMetrics(self._meter()).action,
             idempotency_observer=IdempotencyTelemetry(self._meter(), queue_name(queue_url)),
+            span_export_stats=self.span_export_stats,
         )
 
     def install(self) -> None:

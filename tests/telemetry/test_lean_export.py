@@ -101,6 +101,7 @@ async def test_the_service_exports_message_spans_a_user_span_and_the_resource(  
             async with running(settings, handler=handler, hooks=telemetry.hooks) as service:
                 ids = await publish(service.client, {"body": "ok"}, {"body": "fail"})
                 await until(lambda: service.runtime.server.health.deleted >= 2, timeout_s=30)
+                shown = (await service.client.get("/status")).json()["span_export"]
         finally:
             await asyncio.to_thread(telemetry.shutdown)
         by_id = {message_id: body for message_id, body in zip(ids, ("ok", "fail"), strict=True)}
@@ -109,6 +110,8 @@ async def test_the_service_exports_message_spans_a_user_span_and_the_resource(  
     stats = telemetry.span_export_stats()
     assert stats is not None
     assert stats["dropped"] == 0
+    assert shown["accepted"] > 0  # /status shows the exporter's counts while it runs
+    assert shown["dropped"] == 0
     assert stats["exported"] == stats["accepted"]
 
     creates = {attributes(s)["messaging.message.id"]: s for s in spans.named("create ")}

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from service.consumer.server import Server
     from service.idempotency import Idempotent
     from service.publishing.publisher import Publisher
+    from service.telemetry.hooks import Hooks
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -26,6 +27,7 @@ class AdminService(Protocol):
     publisher: Publisher
     operations: Operations
     idempotency: Idempotent | None
+    hooks: Hooks
 
     @property
     def draining(self) -> bool:

@@ -14,6 +14,7 @@ from service.app.admin.probes import Liveness, not_ready_reason
 from service.app.admin.protocol import AdminService
 
 _NULLABLE_TEXT = {"type": ["string", "null"]}
+_COUNT = {"type": "integer", "minimum": 0}
 _STATUS = {
     "type": "object",
     "additionalProperties": False,
@@ -58,6 +59,13 @@ _STATUS = {
         },
         "publisher": {"type": "object", "required": ["published", "failed", "retried", "buffered"]},
         "settings": {"type": "object", "required": ["queue_url", "publish_queue_url", "admin_token_set"]},
+        "span_export": {
+            "type": ["object", "null"],
+            "description": "The lean span exporter's counts since start: spans accepted, exported, dropped (the "
+            "receiver slow or down, or its queue full), queued now, and failed export requests; null when tracing "
+            "is off or on the SDK's export path (MQ_TRACING_EXPORT=sdk).",
+            "properties": {name: _COUNT for name in ("accepted", "exported", "dropped", "queued", "failed_requests")},
+        },
         "idempotency": {
             "type": ["object", "null"],
             "description": "The idempotency guard's counters (completed, skipped as duplicates, in progress "
@@ -87,6 +95,7 @@ def status(service: AdminService, liveness: Liveness) -> dict[str, Any]:
         "publisher": service.publisher.stats(),
         "settings": shown_settings(service),
         "idempotency": None if service.idempotency is None else service.idempotency.stats(),
+        "span_export": None if service.hooks.span_export_stats is None else service.hooks.span_export_stats(),
     }
 
 
