@@ -26,6 +26,7 @@ class Lease:
         self._lease_s = lease_s
         self._timer: asyncio.TimerHandle | None = None
         self._renewer: asyncio.Task[None] | None = None
+        self._ended = False
         self.lost = False
 
     async def __aenter__(self) -> Lease:
@@ -36,17 +37,25 @@ class Lease:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        self._ended = True
         if self._timer is not None:
             self._timer.cancel()
         if self._renewer is not None:
             self._renewer.cancel()
-            await asyncio.wait([self._renewer])
+            # A store client may hold a cancellation back until its call returns: wait at most a lease for it;
+            # the loop stops at its next turn either way (`_ended`), and an unfinished renewal only extends a
+            # claim that is completed or released next.
+            _, pending = await asyncio.wait([self._renewer], timeout=self._lease_s)
+            if pending:
+                _log.warning("the idempotency lease renewal of %s did not stop within %.1f s", self._key, self._lease_s)
 
     def _start_renewing(self) -> None:
+        if self._ended:
+            return
         self._renewer = asyncio.get_running_loop().create_task(self._renew(), name=f"mq-idempotency lease {self._key}")
 
     async def _renew(self) -> None:
-        while True:
+        while not self._ended:
             try:
                 held = await self._store.renew(self._key, self._token, self._lease_s)
             except Exception as exc:
