@@ -654,7 +654,9 @@ def test_idempotency_values_become_settings_the_service_accepts() -> None:
     )
     variables = env(objs)
     assert variables["AWS_ENDPOINT_URL_DYNAMODB"] == "https://dynamodb.eu-west-1.amazonaws.com"
-    settings = Settings.from_env({k: v for k, v in variables.items() if k.startswith("MQ_") and isinstance(v, str)})
+    settings = Settings.from_env(
+        {k: kubelet_expanded(v) for k, v in variables.items() if k.startswith("MQ_") and isinstance(v, str)}
+    )
     assert settings.idempotency_store == "dynamodb://orders-idempotency"
     assert settings.idempotency_key == "attribute:order_id"
     assert settings.idempotency_expires_s == 86400
