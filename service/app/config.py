@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, cast
 
@@ -74,13 +74,19 @@ class Settings:
 
         An empty value counts as unset. Raises ConfigError naming the variable (or flag) and what is allowed.
         """
-        values: dict[str, Any] = {}
-        for name, variable in ENV_VARIABLES.items():
-            source, raw = _lookup(variable, environ, overrides or {})
-            if raw:
-                values[name] = _PARSERS[name](source, raw)
-        settings = cls(**values)
-        settings._check_together(overrides or {})
+        return cls.from_layers([env_layer(environ), flag_layer(overrides or {})])
+
+    @classmethod
+    def from_layers(cls, layers: Sequence[Layer]) -> Settings:
+        """Parse raw values from `layers` (each: field -> (where it came from, raw text)); later layers win.
+
+        An empty value counts as unset. Raises ConfigError naming where the value came from and what is allowed.
+        """
+        chosen: dict[str, tuple[str, str]] = {}
+        for layer in layers:
+            chosen.update({name: (where, raw) for name, (where, raw) in layer.items() if raw})
+        settings = cls(**{name: _PARSERS[name](where, raw) for name, (where, raw) in chosen.items()})
+        settings._check_together({name: where for name, (where, _) in chosen.items()})
         return settings
 
     @property
@@ -99,7 +105,7 @@ class Settings:
         from the library's: concurrency 10 and 20 s long polls, as a production consumer wants)."""
         return ServerSettings(**{name: getattr(self, name) for name in _SERVER_FIELDS})
 
-    def _check_together(self, overrides: Mapping[str, str]) -> None:
+    def _check_together(self, sources: Mapping[str, str]) -> None:
         """The rules that tie settings together are ServerSettings' own: checked there, reported by variable."""
         try:
             self.server_settings()
@@ -107,7 +113,26 @@ class Settings:
             allowed = error.allowed
             for name in _SERVER_FIELDS:
                 allowed = allowed.replace(name, ENV_VARIABLES[name])
-            raise ConfigError(_where(ENV_VARIABLES[error.name], overrides), error.value, allowed) from error
+            where = sources.get(error.name, ENV_VARIABLES[error.name])
+            raise ConfigError(where, error.value, allowed) from error
+
+
+Layer = Mapping[str, tuple[str, str]]
+"""Raw settings from one source: field -> (where the value came from, raw text)."""
+
+
+def env_layer(environ: Mapping[str, str]) -> Layer:
+    """The `MQ_*` variables of `environ`, by field."""
+    return {name: (variable, environ.get(variable, "").strip()) for name, variable in ENV_VARIABLES.items()}
+
+
+def flag_layer(overrides: Mapping[str, str]) -> Layer:
+    """Flags (by variable name) as a layer: a flag is named with its variable in errors."""
+    return {
+        name: (_where(variable, overrides), overrides[variable].strip())
+        for name, variable in ENV_VARIABLES.items()
+        if overrides.get(variable)
+    }
 
 
 def flag_for(variable: str) -> str:
@@ -135,12 +160,6 @@ def load_handler(path: str, *, variable: str = "MQ_HANDLER") -> AnyHandler:
             "a callable handler (a Router, an async or a plain function) or a batch handler (service.batch)",
         )
     return cast(AnyHandler, target)
-
-
-def _lookup(variable: str, environ: Mapping[str, str], overrides: Mapping[str, str]) -> tuple[str, str]:
-    if overrides.get(variable):
-        return _where(variable, overrides), overrides[variable].strip()
-    return variable, environ.get(variable, "").strip()
 
 
 def _where(variable: str, overrides: Mapping[str, str]) -> str:

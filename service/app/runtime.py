@@ -22,15 +22,17 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import uvicorn
 
+from service.aio.budget import Budget
 from service.app.admin import create_app
 from service.app.config import Settings
+from service.app.consumers import Consumer, QueueSpec
 from service.app.listener import bind_admin
-from service.app.operations import Operations
+from service.app.queues import queue_name
 from service.consumer.batching import AnyHandler
-from service.consumer.router import wrap_handlers
 from service.consumer.server import Server
 from service.payloads.payloads import S3Payloads
 from service.publishing.publisher import Publisher
+from service.sqs.local import QUEUE_NAME
 from service.telemetry.hooks import Hooks, HooksFactory
 
 if TYPE_CHECKING:
@@ -52,7 +54,8 @@ class _AdminServer(uvicorn.Server):
 
 
 class Runtime:
-    """Runs one consumer (Server), one Publisher and the admin API until drained and told to stop."""
+    """Runs a Server per queue (one, or the queue table's), one Publisher and the admin API until drained and told
+    to stop. `server` and `operations` are the first queue's: the routes of a one-queue service act on them."""
 
     def __init__(
         self,
@@ -60,26 +63,35 @@ class Runtime:
         handler: AnyHandler,
         *,
         queue_url: str | None = None,
+        queues: Sequence[QueueSpec] = (),
+        max_in_flight: int | None = None,
         hooks: Hooks | HooksFactory | None = None,
         handle_signals: bool = True,
         out: TextIO | None = None,
         notes: Sequence[str] = (),
     ) -> None:
         self.settings = settings
-        self.queue_url = queue_url or settings.queue_url
+        url = queue_url or settings.queue_url
+        specs = list(queues) or [QueueSpec(queue_name(url) if url else QUEUE_NAME, url, settings, handler)]
+        self.queue_url = specs[0].url
         self.publish_queue_url = settings.publish_queue_url or self.queue_url
-        if hooks is None or isinstance(hooks, Hooks):
-            self.hooks = hooks or Hooks()
-        else:
-            self.hooks = hooks(self.queue_url, self.publish_queue_url)
-        self.operations = Operations(
-            self.queue_url,
-            self.publish_queue_url,
-            on_action=self.hooks.operator_action,
-            instrument_client=self.hooks.instrument_client,
-        )
+        self.hooks = self._hooks_for(hooks, self.queue_url)
         self.payloads = _payloads(settings, self.hooks)
-        self.server = self._server(handler)
+        self.budget = None if max_in_flight is None else Budget(max_in_flight)
+        self.consumers: dict[str, Consumer] = {}
+        for index, spec in enumerate(specs):
+            self.consumers[spec.name] = Consumer(
+                spec,
+                publish_queue_url=self.publish_queue_url,
+                hooks=self.hooks if index == 0 else self._hooks_for(hooks, spec.url),
+                operator_hooks=self.hooks,
+                payloads=self.payloads,
+                budget=self.budget,
+                draining=lambda: self.draining,
+            )
+        first = next(iter(self.consumers.values()))
+        self.server = first.server
+        self.operations = first.operations
         self.publisher = self._publisher()
         self.admin_url = ""
         self.crashed = False
@@ -91,24 +103,16 @@ class Runtime:
         self._stop = asyncio.Event()
         self._components = AsyncExitStack()
 
-    def _server(self, handler: AnyHandler) -> Server:
-        """The consumer: the handler and the observer wrapped by telemetry, the operator's ring and S3 payloads."""
-        hooks, payloads = self.hooks, self.payloads
-        if hooks.wrap_handler is not None:
-            handler = wrap_handlers(handler, hooks.wrap_handler)
-        return Server(
-            self.queue_url,
-            handler if payloads is None else wrap_handlers(handler, payloads.wrap_handler, payloads.wrap_batch),
-            self.settings.server_settings(),
-            observer=[
-                self.operations.errors,
-                *([] if payloads is None else payloads.observers),
-                *([] if hooks.observer is None else [hooks.observer]),
-            ],
-            middleware=hooks.server_middleware,
-            batch_middleware=hooks.server_batch_middleware,
-            instrument_client=hooks.instrument_client,
-        )
+    def _hooks_for(self, hooks: Hooks | HooksFactory | None, queue_url: str) -> Hooks:
+        """The hooks for a queue: a factory is asked once per queue (each queue's metrics carry its name)."""
+        if hooks is None or isinstance(hooks, Hooks):
+            return hooks or Hooks()
+        return hooks(queue_url, self.publish_queue_url)
+
+    @property
+    def servers(self) -> list[Server]:
+        """Every queue's Server, in the table's order."""
+        return [consumer.server for consumer in self.consumers.values()]
 
     def _publisher(self) -> Publisher:
         """The Publisher behind /publish."""
@@ -158,11 +162,13 @@ class Runtime:
         return 1 if self.crashed else 0
 
     async def start(self) -> None:
-        """Start the large payloads' store (if configured), the operator's component, the Server and the Publisher."""
+        """Start the large payloads' store (if configured), each queue's operations and Server, and the Publisher."""
         if self.payloads is not None:  # closed after the Server's last deletions and the Publisher's last send
             await self._components.enter_async_context(self.payloads)
-        await self.operations.start()
-        await self.server.start()
+        for consumer in self.consumers.values():
+            await consumer.operations.start()
+        for server in self.servers:
+            await server.start()
         await self.publisher.start()
 
     async def _start_admin(self, tasks: asyncio.TaskGroup, sock: socket.socket) -> uvicorn.Server:
@@ -192,9 +198,7 @@ class Runtime:
             "mq-service is running",
             f"  admin API:      {self.admin_url}  (/healthz /readyz /status /publish /drain /metrics /openapi.json)",
             f"  console:        {self.admin_url}/console",
-            f"  queue:          {self.queue_url}",
-            f"  publish queue:  {self.publish_queue_url}",
-            f"  handler:        {settings.handler}",
+            *self._queue_lines(),
             *self._notes,
             "  publish a message:",
             f"    {publish_command(self.admin_url, token=settings.admin_token is not None)}",
@@ -204,16 +208,34 @@ class Runtime:
         shown = {**settings.summary(), "queue_url": self.queue_url, "publish_queue_url": self.publish_queue_url}
         _log.info("running", extra={"admin_url": self.admin_url, "settings": shown})
 
+    def _queue_lines(self) -> list[str]:
+        """The banner's lines on the queues: as ever for one queue, a line per queue for several."""
+        if len(self.consumers) == 1:
+            return [
+                f"  queue:          {self.queue_url}",
+                f"  publish queue:  {self.publish_queue_url}",
+                f"  handler:        {self.settings.handler}",
+            ]
+        lines = [
+            f"  queue {c.name}: {c.server.queue_url}  (handler {c.settings.handler})" for c in self.consumers.values()
+        ]
+        budget = [] if self.budget is None else [f"  max in flight:  {self.budget.total} (shared by weight)"]
+        return [*lines, f"  publish queue:  {self.publish_queue_url}", *budget]
+
     async def _drain(self) -> dict[str, Any]:
-        _log.info("drain started", extra={"in_flight": self.server.in_flight})
+        _log.info("drain started", extra={"in_flight": sum(server.in_flight for server in self.servers)})
         timeout_s = self.settings.drain_timeout_s
         try:
-            pipeline, *_ = await asyncio.gather(
-                self._drain_server(timeout_s), self._shutdown_publisher(timeout_s), self.operations.shutdown()
+            drained, *_ = await asyncio.gather(
+                asyncio.gather(*(self._drain_server(server, timeout_s) for server in self.servers)),
+                self._shutdown_publisher(timeout_s),
+                *(consumer.operations.shutdown() for consumer in self.consumers.values()),
             )
         finally:
             await self._components.aclose()
-        summary = {"server": pipeline, "publisher": self.publisher.stats()}
+        summary: dict[str, Any] = {"server": drained[0], "publisher": self.publisher.stats()}
+        if len(self.consumers) > 1:
+            summary["queues"] = dict(zip(self.consumers, drained, strict=True))
         _log.info("drained", extra=summary)
         if self.settings.exit_after_drain or self._signals:
             self._stop.set()
@@ -221,13 +243,13 @@ class Runtime:
             _log.info("drained: waiting for SIGTERM")
         return summary
 
-    async def _drain_server(self, timeout_s: float) -> dict[str, Any]:
+    async def _drain_server(self, server: Server, timeout_s: float) -> dict[str, Any]:
         try:
-            return (await self.server.drain(timeout_s)).as_dict()
+            return (await server.drain(timeout_s)).as_dict()
         except BaseException as exc:  # the pipeline had crashed: shutdown re-raises why
             if isinstance(exc, asyncio.CancelledError):
                 raise
-            health = self.server.health
+            health = server.health
             counts = {name: getattr(health, name) for name in ("handled", "failed", "deleted", "released")}
             return {**counts, "crashed": repr(exc)}
 
@@ -239,23 +261,27 @@ class Runtime:
 
     async def _server_stopped(self) -> None:
         """Wait for the receive calls still in flight after a drain (a second signal cuts this short)."""
-        if self.server.alive:
-            _log.info("waiting for the receive calls in flight", extra={"polling": self.server.polling})
-        try:
-            await self.server.wait()
-        except asyncio.CancelledError:
-            raise
-        except BaseException:
-            pass
+        for server in self.servers:
+            if server.alive:
+                _log.info("waiting for the receive calls in flight", extra={"polling": server.polling})
+            try:
+                await server.wait()
+            except asyncio.CancelledError:
+                raise
+            except BaseException:
+                pass
 
     async def _watch_pipeline(self) -> None:
+        await asyncio.gather(*(self._watch_server(server) for server in self.servers))
+
+    async def _watch_server(self, server: Server) -> None:
         try:
-            await self.server.wait()
+            await server.wait()
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
             self.crashed = True
-            _log.error("the message pipeline crashed; /healthz reports it", exc_info=exc)
+            _log.error("the message pipeline of %s crashed; /healthz reports it", server.queue_url, exc_info=exc)
 
     @contextlib.contextmanager
     def _signals_installed(self) -> Iterator[None]:
@@ -282,7 +308,8 @@ class Runtime:
                 self._stop.set()
         elif self._signals == 2:
             _log.warning("%s again: cancelling running handlers; their messages go back to the queue", name)
-            self.server.hurry()
+            for server in self.servers:
+                server.hurry()
 
 
 def publish_command(admin_url: str, *, token: bool) -> str:

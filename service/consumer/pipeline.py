@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from service.aio.budget import Share
 from service.aio.channel import Channel
 from service.consumer.batching import BatchHandler, Outcome
 from service.consumer.deleter import Deleter
@@ -62,6 +63,7 @@ class Parts:
     retry_policy: RetryPolicy | None
     middleware: Middleware | None
     batch_middleware: BatchMiddleware | None = None
+    budget: Share | None = None  # slots shared with other Servers: taken before a handler starts
 
 
 def receive_loops(capacity: int, settings: ServerSettings) -> int:
@@ -137,6 +139,27 @@ class Pipeline:
 
     async def process(self, message: Message) -> None:
         """What the processor calls for each message: the handling step, with hand-back on cancellation."""
+        budget = self._parts.budget
+        if budget is None:
+            return await self._process(message)
+        await budget.acquire()
+        try:
+            await self._process(message)
+        finally:
+            budget.release()
+
+    async def process_batch(self, handler: BatchHandler, batch: list[Message]) -> set[Message]:
+        """What the batching processor calls for each batch; returns the messages that succeeded."""
+        budget = self._parts.budget
+        if budget is None:
+            return await self._process_batch(handler, batch)
+        await budget.acquire()
+        try:
+            return await self._process_batch(handler, batch)
+        finally:
+            budget.release()
+
+    async def _process(self, message: Message) -> None:
         if not self._ledger.start(message):
             return  # handed back while it waited
         try:
@@ -151,8 +174,7 @@ class Pipeline:
                 self._on_error(HandlerError(message.message_id, exc))
         self._ledger.settle(message)  # not handled: its visibility timeout brings it back
 
-    async def process_batch(self, handler: BatchHandler, batch: list[Message]) -> set[Message]:
-        """What the batching processor calls for each batch; returns the messages that succeeded."""
+    async def _process_batch(self, handler: BatchHandler, batch: list[Message]) -> set[Message]:
         started = [message for message in batch if self._ledger.start(message)]
         if not started:
             return set()  # all handed back while they were gathered
