@@ -83,7 +83,9 @@ visibility_heartbeat = false
 
 
 def test_the_file_comes_from_mq_config_and_a_flag_beats_the_top_level(tmp_path: Path) -> None:
-    path = _write(tmp_path, f'concurrency = 6\n[[queues]]\nurl = "{URL}/a"\n[[queues]]\nurl = "{URL}/b"\nconcurrency = 1\n')
+    path = _write(
+        tmp_path, f'concurrency = 6\n[[queues]]\nurl = "{URL}/a"\n[[queues]]\nurl = "{URL}/b"\nconcurrency = 1\n'
+    )
     table = read_table({"MQ_CONFIG": path}, {"MQ_CONCURRENCY": "9"})
     assert [queue.settings.concurrency for queue in table.queues] == [9, 1]
 
@@ -127,9 +129,7 @@ def test_an_unreadable_or_malformed_file_is_refused(tmp_path: Path) -> None:
         read_table({}, {}, _write(tmp_path, "[[queues]\n"))
 
 
-def test_the_command_refuses_a_bad_file_with_exit_code_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_the_command_refuses_a_bad_file_with_exit_code_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = _write(tmp_path, f'[[queues]]\nurl = "{URL}/a"\nhandler = "handlers.nowhere:router"\n')
     assert main(["run", "--config", path], environ={}) == 2
     error = capsys.readouterr().err
