@@ -92,7 +92,12 @@ class Runtime:
         first = next(iter(self.consumers.values()))
         self.server = first.server
         self.operations = first.operations
-        self.publisher = self._publisher()
+        self.publisher = self._publisher(self.publish_queue_url)
+        self.publishers: dict[str, Publisher] = {}
+        if len(self.consumers) > 1:  # POST /queues/{name}/publish: the publish queue's Publisher where it is one
+            for name, consumer in self.consumers.items():
+                url = consumer.server.queue_url
+                self.publishers[name] = self.publisher if url == self.publish_queue_url else self._publisher(url)
         self.admin_url = ""
         self.crashed = False
         self._handle_signals = handle_signals
@@ -114,10 +119,10 @@ class Runtime:
         """Every queue's Server, in the table's order."""
         return [consumer.server for consumer in self.consumers.values()]
 
-    def _publisher(self) -> Publisher:
-        """The Publisher behind /publish."""
+    def _publisher(self, queue_url: str) -> Publisher:
+        """A Publisher behind /publish (or /queues/{name}/publish)."""
         return Publisher(
-            self.publish_queue_url,
+            queue_url,
             publish_interval_s=self.settings.publish_interval_s,
             sqs_client=self.settings.sqs_client,
             observer=self.hooks.publish_observer,
@@ -170,6 +175,8 @@ class Runtime:
         for server in self.servers:
             await server.start()
         await self.publisher.start()
+        for publisher in self._other_publishers():
+            await publisher.start()
 
     async def _start_admin(self, tasks: asyncio.TaskGroup, sock: socket.socket) -> uvicorn.Server:
         app = create_app(self, metrics=self.hooks.metrics)
@@ -253,11 +260,11 @@ class Runtime:
             counts = {name: getattr(health, name) for name in ("handled", "failed", "deleted", "released")}
             return {**counts, "crashed": repr(exc)}
 
+    def _other_publishers(self) -> list[Publisher]:
+        return [publisher for publisher in self.publishers.values() if publisher is not self.publisher]
+
     async def _shutdown_publisher(self, timeout_s: float) -> None:
-        try:
-            await self.publisher.shutdown(timeout_s)
-        except Exception:  # its batch loop had crashed: shutdown re-raises why
-            _log.exception("the publisher had stopped on an error")
+        await asyncio.gather(*(_shutdown(p, timeout_s) for p in [self.publisher, *self._other_publishers()]))
 
     async def _server_stopped(self) -> None:
         """Wait for the receive calls still in flight after a drain (a second signal cuts this short)."""
@@ -310,6 +317,13 @@ class Runtime:
             _log.warning("%s again: cancelling running handlers; their messages go back to the queue", name)
             for server in self.servers:
                 server.hurry()
+
+
+async def _shutdown(publisher: Publisher, timeout_s: float) -> None:
+    try:
+        await publisher.shutdown(timeout_s)
+    except Exception:  # its batch loop had crashed: shutdown re-raises why
+        _log.exception("the publisher of %s had stopped on an error", publisher.queue_url)
 
 
 def publish_command(admin_url: str, *, token: bool) -> str:

@@ -26,6 +26,7 @@ class AdminService(Protocol):
     publisher: Publisher
     operations: Operations  # the first queue's
     consumers: dict[str, Consumer]  # every queue's Server and Operations, by queue name, in the table's order
+    publishers: dict[str, Publisher]  # with several queues, a Publisher for each (POST /queues/{name}/publish)
 
     @property
     def draining(self) -> bool:
