@@ -15,10 +15,10 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY service ./service
 COPY handlers ./handlers
-# Build the project's wheel, then install it without extras: the `local` extra (an embedded SQS server)
-# has no place in production.
+# Build the project's wheel, then install it with the `redis` extra only (the idempotency guard's Redis store):
+# the `local` extra (an embedded SQS server) has no place in production.
 RUN /opt/venv/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
-    && /opt/venv/bin/pip install --no-cache-dir /wheels/*.whl \
+    && /opt/venv/bin/pip install --no-cache-dir "$(ls /wheels/*.whl)[redis]" \
     && /opt/venv/bin/pip uninstall --yes pip \
     && /opt/venv/bin/python -c "import importlib.util as u, service.app.cli; assert u.find_spec('moto') is None"
 

@@ -26,6 +26,7 @@ from service.consumer.receiver import REQUIRED_ATTRIBUTE_NAMES
 from service.consumer.settings import DEFAULT_ATTRIBUTE_NAMES
 from service.sqs.client import CLIENT_KINDS, create_client, region_for
 
+from .idempotency import GuardedHandler, guarded
 from .measure import ApiCalls, Usage, emit, phase_result
 from .tracing import EXPORTS, Instrumentation, TracingUnavailable
 
@@ -57,6 +58,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--batch", type=int, default=0, help="a no-op batch handler gathering up to this many messages (0: none)"
     )
     parser.add_argument("--batch-wait-s", type=float, default=0.1, help="the batch handler's window")
+    parser.add_argument(
+        "--idempotency", choices=("off", "redis"), default="off", help="the idempotency guard, on a redis-server"
+    )
     return parser.parse_args(argv)
 
 
@@ -84,13 +88,20 @@ async def run_server(args: argparse.Namespace) -> dict[str, Any]:
     telemetry = (
         None if args.telemetry == "off" else Instrumentation(traces=args.telemetry == "traces", export=args.export)
     )
+    guard = None if args.idempotency == "off" else GuardedHandler()
     calls = ApiCalls()
-    async with create_client(args.queue_url, max_pool_connections=MAX_RECEIVE_LOOPS + 16, kind=args.client) as client:
+    async with (
+        guarded(guard),
+        create_client(args.queue_url, max_pool_connections=MAX_RECEIVE_LOOPS + 16, kind=args.client) as client,
+    ):
         calls.attach(client)
         hooks = None if telemetry is None else telemetry.consumer(args.queue_url, client)
+        handler = make_handler(args.sleep_ms, args.batch, args.batch_wait_s)
+        if guard is not None:
+            handler = guard.wrap(handler)
         server = Server(
             args.queue_url,
-            make_handler(args.sleep_ms, args.batch, args.batch_wait_s),
+            handler,
             client=client,
             concurrency=args.concurrency,
             processor=args.processor,
@@ -111,6 +122,8 @@ async def run_server(args: argparse.Namespace) -> dict[str, Any]:
     extra["handled"] = server.health.snapshot().get("handled")
     if telemetry is not None:
         extra.update(telemetry.finish(), telemetry=telemetry.entry_point, gc_collections=_collections())
+    if guard is not None:
+        extra.update(idempotency=guard.figures())
     deleted = server.health.deleted if done else summary.deleted
     return phase_result(began, ended, messages=deleted, calls=counted, **extra)
 

@@ -82,6 +82,8 @@ def consume(
         args += ["--export", export]
     if options.get("gc_freeze"):
         args.append("--gc-freeze")
+    if options.get("idempotency"):
+        args += ["--idempotency", options["idempotency"]]
     keyed = processor == "partitioned"
     return Scenario(
         name=name,
@@ -135,6 +137,8 @@ def build(sizes: Sizes) -> list[Scenario]:
         consume("lean-bounded-10-traced-discard", "breakdown: SDK spans to a discarding exporter (no encoding)",
                 n, concurrency=10, client="lean", telemetry="traces", export="discard", group="tracing",
                 baseline="lean-bounded-10-metrics"),
+        consume("lean-bounded-10-idempotent", "Server bounded 10, lean client, idempotency guard on Redis", n,
+                concurrency=10, client="lean", idempotency="redis", group="idempotency", baseline="lean-bounded-10"),
         consume("io-bounded-10", "I/O 20 ms, bounded 10", io * 10, concurrency=10, sleep_ms=IO_SLEEP_MS),
         consume("io-bounded-50", "I/O 20 ms, bounded 50", io * 50, concurrency=50, sleep_ms=IO_SLEEP_MS),
         consume("io-partitioned-10", "I/O 20 ms, partitioned 10, 100 keys", io * 10, processor="partitioned",

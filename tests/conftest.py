@@ -13,6 +13,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from service.sqs.client import CLIENT_KINDS, ClientKind, create_client
+from tests.support.redis import redis_server
 from tests.support.sqs import CallCounter, QueueFactory
 
 if TYPE_CHECKING:
@@ -30,6 +31,8 @@ def sqs_endpoint() -> Iterator[str]:
     saved = {k: os.environ.get(k) for k in _AWS_ENV}
     os.environ.update(
         AWS_ENDPOINT_URL_SQS=endpoint,
+        # moto serves DynamoDB on the same port (the idempotency store's table).
+        AWS_ENDPOINT_URL_DYNAMODB=endpoint,
         AWS_ACCESS_KEY_ID="test",
         AWS_SECRET_ACCESS_KEY="test",
         AWS_REGION="us-east-1",
@@ -47,12 +50,23 @@ def sqs_endpoint() -> Iterator[str]:
 
 _AWS_ENV = (
     "AWS_ENDPOINT_URL_SQS",
+    "AWS_ENDPOINT_URL_DYNAMODB",
     "AWS_ENDPOINT_URL",
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_REGION",
     "AWS_PROFILE",
 )
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real redis-server on 127.0.0.1 and a free port for the session (fails, never skips, when missing)."""
+    try:
+        with redis_server() as (url, _process):
+            yield url
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture

@@ -12,6 +12,9 @@ from service.consumer.batching import AnyHandler, BatchHandler
 from service.consumer.processors import PROCESSOR_NAMES, ProcessorName
 from service.consumer.settings import INTEGER_RANGES, SETTING_NAMES, ServerSettings
 from service.errors import MAX_VISIBILITY_TIMEOUT, ConfigError
+from service.idempotency.guard import DEFAULT_EXPIRES_S, MAX_EXPIRES_S
+from service.idempotency.keys import check_key
+from service.idempotency.stores import check_store_url, redacted
 from service.sqs.client import CLIENT_KINDS, ClientKind
 from service.sqs.envelopes import ENVELOPE_MODES, EnvelopeMode
 from service.telemetry.setup import EXPORT_PATHS
@@ -67,6 +70,10 @@ class Settings:
     event_loop: str = "auto"
     # How the service's own spans are exported: lean records encoded straight to OTLP, or the SDK's spans.
     tracing_export: str = "lean"
+    # The idempotency guard around the handler: on when a store is set (docs/idempotency.md).
+    idempotency_store: str = field(default="", repr=False)
+    idempotency_key: str = "message_id"
+    idempotency_expires_s: int = DEFAULT_EXPIRES_S
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], overrides: Mapping[str, str] | None = None) -> Settings:
@@ -98,6 +105,7 @@ class Settings:
         """The settings without secrets, JSON-ready (for /status and the start-up log)."""
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "admin_token"}
         data["admin_token_set"] = self.admin_token is not None
+        data["idempotency_store"] = redacted(self.idempotency_store)  # a Redis URL may carry a password
         return data
 
     def server_settings(self) -> ServerSettings:
@@ -270,6 +278,9 @@ _MEANINGS: dict[str, str] = {
     "s3_delete_payloads": "delete a payload object once its message was deleted",
     "s3_legacy_attribute": "mark offloaded messages with SQSLargePayloadSize instead of ExtendedPayloadSize",
     "s3_max_body_bytes": "the largest body accepted for offloading",
+    "idempotency_store": "run the handler once per key, with records in this store; empty: no guard",
+    "idempotency_key": "what makes two messages the same for the idempotency guard",
+    "idempotency_expires_s": "how long a completed key is remembered",
 }
 
 
@@ -324,6 +335,9 @@ _PARSERS: dict[str, Parser] = {
     "event_loop": _choice("auto", "asyncio", "uvloop"),
     "tracing_export": _choice(*EXPORT_PATHS),
     "envelope": _choice(*ENVELOPE_MODES),
+    "idempotency_store": check_store_url,
+    "idempotency_key": check_key,
+    "idempotency_expires_s": _integer(1, MAX_EXPIRES_S),
 }
 
 ENV_VARIABLES: dict[str, str] = {name: "MQ_" + name.upper() for name in _PARSERS}

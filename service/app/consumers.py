@@ -43,6 +43,7 @@ class Consumer:
         payloads: S3Payloads | None,
         budget: Budget | None,
         draining: Callable[[], bool],
+        guard: Callable[[AnyHandler], AnyHandler] | None = None,
     ) -> None:
         self.spec = spec
         self.name = spec.name
@@ -56,6 +57,8 @@ class Consumer:
         handler = spec.handler
         if hooks.wrap_handler is not None:
             handler = wrap_handlers(handler, hooks.wrap_handler)
+        if guard is not None:  # inside the payload step: a body key hashes the body, not its pointer
+            handler = guard(handler)
         if payloads is not None:
             handler = wrap_handlers(handler, payloads.wrap_handler, payloads.wrap_batch)
         self.server = Server(

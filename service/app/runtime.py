@@ -18,6 +18,7 @@ import socket
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import AsyncExitStack
+from functools import partial
 from typing import TYPE_CHECKING, Any, TextIO
 
 import uvicorn
@@ -28,8 +29,13 @@ from service.app.config import Settings
 from service.app.consumers import Consumer, QueueSpec
 from service.app.listener import bind_admin
 from service.app.queues import queue_name
-from service.consumer.batching import AnyHandler
+from service.consumer.batching import AnyHandler, BatchHandler
+from service.consumer.handler import Handler, as_handler
+from service.consumer.router import Router, wrap_handlers
 from service.consumer.server import Server
+from service.errors import ConfigError
+from service.idempotency import Idempotent, Store, idempotent, store_from_url
+from service.idempotency.stores import redacted
 from service.payloads.payloads import S3Payloads
 from service.publishing.publisher import Publisher
 from service.sqs.local import QUEUE_NAME
@@ -78,6 +84,8 @@ class Runtime:
         self.hooks = self._hooks_for(hooks, self.queue_url)
         self.payloads = _payloads(settings, self.hooks)
         self.budget = None if max_in_flight is None else Budget(max_in_flight)
+        self.idempotency: Idempotent | None = None  # the first queue's guard (its counters in /status)
+        self._store = self._idempotency_store()
         self.consumers: dict[str, Consumer] = {}
         for index, spec in enumerate(specs):
             self.consumers[spec.name] = Consumer(
@@ -87,6 +95,7 @@ class Runtime:
                 operator_hooks=self.hooks,
                 payloads=self.payloads,
                 budget=self.budget,
+                guard=None if self._store is None else partial(self._guarded, namespace=spec.name),
                 draining=lambda: self.draining,
             )
         first = next(iter(self.consumers.values()))
@@ -118,6 +127,42 @@ class Runtime:
     def servers(self) -> list[Server]:
         """Every queue's Server, in the table's order."""
         return [consumer.server for consumer in self.consumers.values()]
+
+    def _idempotency_store(self) -> Store | None:
+        """The idempotency store (MQ_IDEMPOTENCY_STORE), shared by every queue's guard; None without one."""
+        settings = self.settings
+        if not settings.idempotency_store:
+            return None
+        try:
+            return store_from_url(settings.idempotency_store)
+        except ConfigError as error:  # the redis package is missing: say which variable asked for it
+            raise ConfigError("MQ_IDEMPOTENCY_STORE", redacted(settings.idempotency_store), error.allowed) from error
+
+    def _guarded(self, handler: AnyHandler, *, namespace: str) -> AnyHandler:
+        """`handler` under an idempotency guard: one guard per queue for every route, batch routes included."""
+        if isinstance(handler, BatchHandler):
+            guard = self._guard(Router(fallback=handler), namespace)
+            return guard.guarding_batches(handler)
+        if isinstance(handler, Router) and handler.batching:
+            guard = self._guard(handler, namespace)
+            return wrap_handlers(handler, guard.guarding, guard.guarding_batches)
+        return self._guard(as_handler(handler), namespace)
+
+    def _guard(self, handler: Handler, namespace: str) -> Idempotent:
+        """The idempotency guard around a queue's handler (MQ_IDEMPOTENCY_*); keys are prefixed with its name."""
+        settings = self.settings
+        assert self._store is not None
+        guard = idempotent(
+            handler,
+            self._store,
+            key=settings.idempotency_key,
+            expires_s=settings.idempotency_expires_s,
+            namespace=namespace,
+            observer=self.hooks.idempotency_observer,
+        )
+        if self.idempotency is None:
+            self.idempotency = guard
+        return guard
 
     def _publisher(self, queue_url: str) -> Publisher:
         """A Publisher behind /publish (or /queues/{name}/publish)."""
@@ -170,6 +215,8 @@ class Runtime:
         """Start the large payloads' store (if configured), each queue's operations and Server, and the Publisher."""
         if self.payloads is not None:  # closed after the Server's last deletions and the Publisher's last send
             await self._components.enter_async_context(self.payloads)
+        if self._store is not None:  # closed once the Servers stopped handling
+            self._components.push_async_callback(self._store.close)
         for consumer in self.consumers.values():
             await consumer.operations.start()
         for server in self.servers:

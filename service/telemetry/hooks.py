@@ -10,6 +10,7 @@ from service.consumer.handler import Handler
 from service.consumer.observer import PipelineObserver
 from service.consumer.pipeline import BatchMiddleware
 from service.consumer.pipeline import Middleware as ServerMiddleware
+from service.idempotency.observer import IdempotencyObserver
 from service.payloads.observer import PayloadObserver
 from service.publishing.observer import PublishObserver
 
@@ -28,7 +29,8 @@ class Hooks:
     itself; `instrument_client` gets each SQS client the runtime creates; `metrics` renders the metrics for
     `GET /metrics` as (body, content type); `wrap_asgi` wraps the admin app (HTTP server spans);
     `payload_observer` and `instrument_s3_client` do the same for the large payloads in S3 and the S3 client
-    that carries them; `operator_action` counts each operator action (action, outcome).
+    that carries them; `operator_action` counts each operator action (action, outcome); `idempotency_observer` sees the
+    idempotency guard's decisions.
     """
 
     observer: PipelineObserver | None = None
@@ -42,6 +44,7 @@ class Hooks:
     payload_observer: PayloadObserver | None = None
     instrument_s3_client: Callable[[S3Client], None] | None = None
     operator_action: Callable[[str, str], None] | None = None
+    idempotency_observer: IdempotencyObserver | None = None
 
 
 HooksFactory = Callable[[str, str], Hooks]

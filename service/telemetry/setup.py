@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from service.telemetry.consumer import ConsumerTelemetry
 from service.telemetry.hooks import Hooks
+from service.telemetry.idempotency import IdempotencyTelemetry
 from service.telemetry.lean_spans import LeanSpan, LeanTracer, ReadableSpanSink, SpanSink
 from service.telemetry.metrics import ConsumerMetrics, OperatorMetrics, PublishMetrics, SpanExportMetrics
 from service.telemetry.otlp_exporter import OtlpSettings, OtlpSpanExporter
@@ -180,6 +181,7 @@ class Telemetry:
             payload_observer=self.payloads(),
             instrument_s3_client=self.instrument_s3_client,
             operator_action=OperatorMetrics(self._meter()).action,
+            idempotency_observer=IdempotencyTelemetry(self._meter(), queue_name(queue_url)),
         )
 
     def install(self) -> None:

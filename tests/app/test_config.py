@@ -58,6 +58,9 @@ def test_every_variable_is_read() -> None:
         "MQ_EVENT_LOOP": "asyncio",
         "MQ_TRACING_EXPORT": "SDK",
         "MQ_ENVELOPE": "SNS",
+        "MQ_IDEMPOTENCY_STORE": "redis://redis.internal:6379/2",
+        "MQ_IDEMPOTENCY_KEY": "body",
+        "MQ_IDEMPOTENCY_EXPIRES_S": "600",
     }
     assert set(environ) == set(ENV_VARIABLES.values())
     settings = Settings.from_env(environ)
@@ -79,6 +82,11 @@ def test_every_variable_is_read() -> None:
     assert (settings.sqs_client, settings.event_loop) == ("botocore", "asyncio")
     assert settings.tracing_export == "sdk"
     assert settings.envelope == settings.server_settings().envelope == "sns"
+    assert (settings.idempotency_store, settings.idempotency_key, settings.idempotency_expires_s) == (
+        "redis://redis.internal:6379/2",
+        "body",
+        600,
+    )
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ from service import (
 )
 from service.telemetry import Telemetry
 from tests.support.envelopes import eventbridge_event, s3_notification, s3_record, s3_test_event, sns_notification
-from tests.support.sqs import QueueFactory, queue_counts, send_messages, until
+from tests.support.sqs import QueueFactory, dead_letter_queue_of, drain_queue, queue_counts, send_messages, until
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
@@ -186,22 +186,26 @@ async def test_envelope_none_leaves_an_sns_notification_as_it_came(sqs: SQSClien
     assert (message.body, message.route, message.envelope) == (body, None, None)
 
 
-async def test_a_malformed_sns_envelope_fails_the_message_with_a_clear_error(
+async def test_a_malformed_sns_envelope_is_rejected_with_a_clear_error(
     sqs: SQSClient, make_queue: QueueFactory
 ) -> None:
-    url = await make_queue(max_receive_count=1)
-    await send_messages(sqs, url, [sns_notification("inner", SigningCertURL=None)])
+    url = await make_queue(max_receive_count=5)
+    body = sns_notification("inner", SigningCertURL=None)
+    await send_messages(sqs, url, [body])
     seen = Seen()
     errors: list[MQError] = []
     server = Server(url, seen.handler("never"), client=sqs, error_handler=errors.append, retry_policy=None, **FAST)  # type: ignore[arg-type]
     async with server:
-        await until(lambda: server.health.failed == 1)
+        await until(lambda: server.health.rejected == 1 and server.health.deleted == 1)
         assert server.health.receiving  # the pipeline goes on
     assert seen.messages == []
     (error,) = [e for e in errors if isinstance(e, HandlerError)]
     assert isinstance(error.cause, EnvelopeError)
     assert str(error.cause) == "malformed sns envelope: SigningCertURL is missing"
-    assert server.health.deleted == 0
+    # A malformed envelope never becomes valid: it is a Reject, in the dead-letter queue on its first receive.
+    (dead,) = await drain_queue(sqs, await dead_letter_queue_of(sqs, url))
+    assert dead["Body"] == body
+    assert dead["MessageAttributes"]["mq_reject_reason"]["StringValue"] == str(error.cause)
 
 
 def test_an_unknown_envelope_setting_is_refused() -> None:

@@ -8,12 +8,15 @@ from typing import TYPE_CHECKING
 import pytest
 
 from service.sqs.client import create_client
+from tests.support.idempotency import store, store_kind
 
 from .fault_proxy import FaultProxy
 from .invariants import Ledger
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
+
+__all__ = ["store", "store_kind"]
 
 
 @pytest.fixture

@@ -56,6 +56,10 @@ class Ledger:
         """Call from a handler just before it returns successfully."""
         self.successes[id_of(message.body)] += 1
 
+    async def succeeded_async(self, message: Message) -> None:
+        """A handler that only records its success."""
+        self.succeeded(message)
+
     def observer(self) -> LedgerObserver:
         """A PipelineObserver that records the Server's deletions here."""
         return LedgerObserver(self)

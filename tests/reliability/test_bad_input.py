@@ -176,6 +176,10 @@ BAD_SETTINGS: list[tuple[str, str]] = [
     ("MQ_PUBLISH_QUEUE_URL", "sqs://q"),
     ("MQ_PUBLISH_MAX_BATCH", "0"),
     ("MQ_PUBLISH_MAX_BATCH", "1001"),
+    ("MQ_IDEMPOTENCY_STORE", "postgres://db/orders"),
+    ("MQ_IDEMPOTENCY_STORE", "dynamodb://"),
+    ("MQ_IDEMPOTENCY_KEY", "order_id"),
+    ("MQ_IDEMPOTENCY_EXPIRES_S", "0"),
 ]
 BAD_FLAGS: list[tuple[str, str, str]] = [
     ("MQ_CONCURRENCY", "--concurrency", "0"),

@@ -580,3 +580,43 @@ def test_s3_values_become_settings_the_service_accepts() -> None:
 )
 def test_bad_s3_values_are_refused(s3: Obj, expected: str) -> None:
     assert expected in refusal(queue={"url": QUEUE_URL}, s3=s3)
+
+
+# The idempotency guard ------------------------------------------------------------------------------------------
+
+
+def test_the_idempotency_guard_is_off_by_default(defaults: list[Obj]) -> None:
+    assert not [name for name in env(defaults) if name.startswith("MQ_IDEMPOTENCY_")]
+
+
+def test_idempotency_values_become_settings_the_service_accepts() -> None:
+    from service.app.config import Settings  # noqa: PLC0415 - the chart tests need the service only here
+
+    objs = render(
+        idempotency={"store": "dynamodb://orders-idempotency", "key": "attribute:order_id", "expiresSeconds": 86400},
+        aws={"dynamodbEndpointUrl": "https://dynamodb.eu-west-1.amazonaws.com"},
+    )
+    variables = env(objs)
+    assert variables["AWS_ENDPOINT_URL_DYNAMODB"] == "https://dynamodb.eu-west-1.amazonaws.com"
+    settings = Settings.from_env({k: v for k, v in variables.items() if k.startswith("MQ_") and isinstance(v, str)})
+    assert settings.idempotency_store == "dynamodb://orders-idempotency"
+    assert settings.idempotency_key == "attribute:order_id"
+    assert settings.idempotency_expires_s == 86400
+
+
+def test_the_idempotency_store_url_can_come_from_a_secret() -> None:
+    variables = env(render(idempotency={"existingSecret": "orders-redis", "existingSecretKey": "url"}))
+    assert variables["MQ_IDEMPOTENCY_STORE"] == {"secretKeyRef": {"name": "orders-redis", "key": "url"}}
+    assert variables["MQ_IDEMPOTENCY_KEY"] == "message_id"
+
+
+@pytest.mark.parametrize(
+    ("idempotency", "expected"),
+    [
+        ({"store": "postgres://db/x"}, "/idempotency/store"),
+        ({"store": "redis://r:6379", "key": "order_id"}, "/idempotency/key"),
+        ({"store": "redis://r:6379", "expiresSeconds": 0}, "/idempotency/expiresSeconds"),
+    ],
+)
+def test_bad_idempotency_values_are_refused(idempotency: Obj, expected: str) -> None:
+    assert expected in refusal(queue={"url": QUEUE_URL}, idempotency=idempotency)

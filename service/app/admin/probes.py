@@ -15,6 +15,7 @@ from service.app.admin.protocol import AdminService
 
 if TYPE_CHECKING:
     from service.consumer.server import Server
+    from service.idempotency import Idempotent
 
 # /healthz fails when no receive attempt completed for 3 long polls plus this margin, which covers the
 # receive backoff (at most 30 s) and an HTTP read timeout (60 s), so a slow or unreachable SQS never fails it.
@@ -68,17 +69,18 @@ def not_ready_reason(service: AdminService) -> str | None:
         return "draining"
     consumers = service.consumers
     for name, consumer in consumers.items():
-        reason = server_not_ready(consumer.server)
+        reason = server_not_ready(consumer.server, service.idempotency)
         if reason is not None:
             return reason if len(consumers) == 1 else f"queue {name}: {reason}"
     return None
 
 
-def server_not_ready(server: Server) -> str | None:
+def server_not_ready(server: Server, guard: Idempotent | None = None) -> str | None:
     """Why one queue's pipeline is not ready, or None."""
     if not server.alive:
         return "the message pipeline is not running"
-    return server.health.not_ready_reason()
+    problem = None if guard is None else guard.problem()  # the idempotency store is down: nothing can be handled
+    return problem or server.health.not_ready_reason()
 
 
 def _verdict(word: str, value: bool) -> dict[str, Any]:

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from service.app.consumers import Consumer
     from service.app.operations import Operations
     from service.consumer.server import Server
+    from service.idempotency import Idempotent
     from service.publishing.publisher import Publisher
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -27,6 +28,7 @@ class AdminService(Protocol):
     operations: Operations  # the first queue's
     consumers: dict[str, Consumer]  # every queue's Server and Operations, by queue name, in the table's order
     publishers: dict[str, Publisher]  # with several queues, a Publisher for each (POST /queues/{name}/publish)
+    idempotency: Idempotent | None
 
     @property
     def draining(self) -> bool:

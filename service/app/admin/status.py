@@ -81,6 +81,11 @@ _STATUS = {
                 ],
             },
         },
+        "idempotency": {
+            "type": ["object", "null"],
+            "description": "The idempotency guard's counters (completed, skipped as duplicates, in progress "
+            "elsewhere, store errors, unguarded) and the store's state; null when there is no guard.",
+        },
     },
 }
 _TOTALS = ("received", "handled", "failed", "deleted", "released", "rejected")
@@ -106,6 +111,7 @@ def status(service: AdminService, liveness: Liveness) -> dict[str, Any]:
         "publisher": service.publisher.stats(),
         "settings": shown_settings(service),
         "queues": {name: consumer.status() for name, consumer in service.consumers.items()},
+        "idempotency": None if service.idempotency is None else service.idempotency.stats(),
     }
 
 
