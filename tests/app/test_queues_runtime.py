@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from service import Message
 from service.app.consumers import QueueSpec
+from service.telemetry import Telemetry
 from tests.support.runtime import BASE, running
 from tests.support.sqs import QueueFactory, drain_queue, queue_counts, send_messages, until
 
@@ -109,3 +110,25 @@ async def test_a_drain_drains_every_queue_and_loses_nothing(make_queue: QueueFac
         left = {message["Body"] for message in await drain_queue(sqs, url)}
         # At least once: every message was handled (and deleted) or is back in its queue; none is lost.
         assert set(sent[url]) <= seen.bodies(name) | left, name
+
+
+async def test_each_queues_metrics_carry_its_name(make_queue: QueueFactory, sqs: SQSClient) -> None:
+    telemetry = Telemetry.from_env({})
+    urls = [await make_queue(), await make_queue()]
+    names = [url.rsplit("/", 1)[1] for url in urls]
+    seen = Seen()
+    specs = [_spec(name, url, seen.handler(name)) for name, url in zip(names, urls, strict=True)]
+    try:
+        async with running(BASE, queues=specs, hooks=telemetry.hooks) as service:
+            await send_messages(sqs, urls[0], ["a", "b"])
+            await send_messages(sqs, urls[1], ["c"])
+            servers = service.runtime.servers
+            await until(lambda: [server.health.deleted for server in servers] == [2, 1], what="all deleted")
+            metrics = (await service.client.get("/metrics")).text
+    finally:
+        telemetry.shutdown()
+    handled = [line for line in metrics.splitlines() if line.startswith("mq_messages_handled_total")]
+    for name, count in zip(names, (2, 1), strict=True):
+        assert any(
+            f'messaging_destination_name="{name}"' in line and line.endswith(f" {count}.0") for line in handled
+        ), handled
