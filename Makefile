@@ -6,9 +6,7 @@ BIN := $(VENV)/bin
 .PHONY: install test lint typecheck pytest browser run clean shipping-tools check-shipping render-deploy image-check soak bench
 
 $(BIN)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	@scripts/install-venv.sh $(VENV) $(PYTHON)
 	touch $@
 
 install: $(BIN)/.installed

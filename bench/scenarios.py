@@ -156,7 +156,7 @@ def build(sizes: Sizes) -> list[Scenario]:
                  messages=sizes.http_requests, fill=False, notes={"connections": 50, "warmup": 500}),
         Scenario("http-publish-1", "http", "HTTP POST /publish, 1 connection (a lone caller)", messages=5,
                  fill=False, notes={"connections": 1, "warmup": 1}),
-        Scenario("drain", "drain", "GET /drain with 50 handlers in flight (3-5 s left)", fill=False,
+        Scenario("drain", "drain", "POST /drain with 50 handlers in flight (3-5 s left)", fill=False,
                  notes={"concurrency": 50}),
     ]  # fmt: skip
 

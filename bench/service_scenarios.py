@@ -94,7 +94,7 @@ def run_drain(backend: Fauxqs, scenario: Scenario, out_dir: Path) -> dict[str, A
         if not _wait_for_lines(started_log, concurrency, timeout_s=10.0):
             return {"error": f"fewer than {concurrency} handlers started within 10 s"}
         began = time.time()
-        response = httpx.get(f"{service.admin_url}/drain", timeout=DRAIN_TIMEOUT_S + 30)
+        response = httpx.post(f"{service.admin_url}/drain", timeout=DRAIN_TIMEOUT_S + 30)
         drain_s = time.time() - began
         summary = response.json()
         depth = backend.depth(queue_url)

@@ -223,8 +223,8 @@ print("ok: queue empty")
 PY
 }
 
-# The Helm chart's exec preStop hook (used with admin.existingSecret), run inside the container as the
-# kubelet would: it must find python3 and reach /drain with the token from the environment.
+# The Helm chart's exec preStop hook (POST /drain with the token from the Secret), run inside the container as the
+# kubelet would: it must find mq-service and reach /drain with the token from the environment.
 chart_prestop_hook() {
     local helm="$ROOT/.tools/bin/helm"
     [[ -x "$helm" ]] || helm="$(command -v helm || true)"
@@ -250,10 +250,10 @@ drain_summary() {
     "$PY" - "$1" <<'PY'
 import json, sys, urllib.error, urllib.request
 base = f"http://127.0.0.1:{sys.argv[1]}"
-req = urllib.request.Request(base + "/drain", headers={"Authorization": "Bearer image-check-token"})
+req = urllib.request.Request(base + "/drain", method="POST", headers={"Authorization": "Bearer image-check-token"})
 with urllib.request.urlopen(req, timeout=30) as resp:
     summary = json.loads(resp.read())
-print(f"ok: GET /drain -> {summary}")
+print(f"ok: POST /drain -> {summary}")
 
 def status_of(path):
     try:

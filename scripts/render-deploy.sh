@@ -65,8 +65,11 @@ if __name__ == "__main__":
 PY
 )
 
-# The queue URL is a placeholder that an overlay replaces (see deploy/README.md).
+# The queue URL is a placeholder that an overlay replaces (see deploy/README.md). The admin token lives in a
+# Secret created in the cluster (mq-service-admin, see deploy/README.md): the chart would generate a new one at
+# every render, and a token must not be kept in git.
 mkdir -p "$OUT"
 "$HELM" template mq-service "$ROOT/helm/mq-service" \
     --set queue.url=https://sqs.us-east-1.amazonaws.com/ACCOUNT_ID/QUEUE_NAME \
+    --set admin.existingSecret=mq-service-admin \
     | "$PY" -c "$SPLIT" "$OUT"

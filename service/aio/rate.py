@@ -23,6 +23,7 @@ class RateLimit:
         self._per_s: float | None = None
         self._tokens = float(self._burst)
         self._refilled_at = time.monotonic()
+        self.generation = 0  # counts changes of the rate: a taker can tell its tokens came from an older rate
         self.per_s = per_s
 
     @property
@@ -36,6 +37,7 @@ class RateLimit:
             raise ConfigError("max_messages_per_s", value, "a positive number of messages per second, or None")
         self._refill()
         self._per_s = value
+        self.generation += 1
         if value is not None:
             # A slow rate does not burst more than one second's worth.
             self._tokens = min(self._tokens, self._cap())

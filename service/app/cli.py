@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import sys
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TextIO, cast
@@ -56,6 +57,12 @@ def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     for name, variable in ENV_VARIABLES.items():
         text = f"{setting_help(name)}; variable {variable}"
         run.add_argument(flag_for(variable), dest=variable, metavar="VALUE", help=text.replace("%", "%%"))
+    commands.add_parser(
+        "drain",
+        help="drain the service running in this container or machine",
+        description="POST /drain to the admin API on 127.0.0.1:$MQ_ADMIN_PORT with the token in $MQ_ADMIN_TOKEN, "
+        "and wait up to $MQ_DRAIN_TIMEOUT_S + 5 s for its answer (Kubernetes' preStop hook runs this).",
+    )
     return main_parser, run
 
 
@@ -76,6 +83,8 @@ def main(
 ) -> int:
     """Entry point of the console script; returns the exit code (2 for a configuration error)."""
     args = _parse(argv)
+    if args.command == "drain":
+        return drain_local(os.environ if environ is None else environ)
     overrides = {name: value for name, value in vars(args).items() if name.startswith("MQ_") and value is not None}
     environ = os.environ if environ is None else environ
     try:
@@ -98,6 +107,9 @@ def main(
             return runner.run(serve(settings, handlers[table.queues[0].name], hooks=hooks or telemetry.hooks))
     except ConfigError as exc:
         return _config_error(exc)
+    except KeyboardInterrupt:  # Ctrl-C before the Runtime took the signals, or after it let them go
+        _log.info("interrupted")
+        return 0
     except Exception:
         _log.exception("mq-service stopped on an error")
         return 1
@@ -108,6 +120,23 @@ def main(
 def _handler_source(table: QueueTable, name: str) -> str:
     """Where a queue's handler was configured, for the error that refuses it."""
     return f"{table.path}: [[queues]] {name}: handler" if table.path else ENV_VARIABLES["handler"]
+
+
+def drain_local(environ: Mapping[str, str]) -> int:
+    """POST /drain to the local admin API, as the preStop hook does; 0 once it answered 200, else 1."""
+    port = environ.get("MQ_ADMIN_PORT", "8080")
+    headers = {"Content-Type": "application/json"}
+    if environ.get("MQ_ADMIN_TOKEN"):
+        headers["Authorization"] = f"Bearer {environ['MQ_ADMIN_TOKEN']}"
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/drain", data=b"", headers=headers, method="POST")
+    timeout_s = float(environ.get("MQ_DRAIN_TIMEOUT_S") or 25) + 5
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            print(response.read().decode(), file=sys.stdout)
+    except (OSError, ValueError) as exc:  # HTTPError, URLError and timeouts are OSErrors
+        print(f"mq-service drain: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def event_loop_factory(
@@ -155,6 +184,7 @@ async def serve(
             handle_signals=handle_signals,
             out=out,
             notes=() if local is None else local.describe(),
+            ephemeral_queue=local is not None,
         )
         return await runtime.run()
     finally:
@@ -195,6 +225,7 @@ async def serve_table(
             specs[0].handler,
             queues=specs,
             max_in_flight=table.max_in_flight,
+            ephemeral_queue=local is not None,
             hooks=hooks,
             handle_signals=handle_signals,
             out=out,

@@ -25,6 +25,11 @@ _TRUE = ("true", "1", "yes")
 _FALSE = ("false", "0", "no")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+_HOST_NAME = re.compile(r"^(\*|\.?[A-Za-z0-9_.-]+|[0-9A-Fa-f:.]+|\[[0-9A-Fa-f:.]+\])$")
+MIN_TOKEN_LENGTH = 16
+_VERBATIM = ("MQ_ADMIN_TOKEN",)
+# The routes the token guards (tests/app/test_admin.py checks this against the admin API's own document).
+GUARDED_ROUTES = "/status /publish /drain /pause /resume /limits /queues /errors /dlq/messages /dlq/redrive"
 
 Parser = Callable[[str, str], Any]  # (where the value came from, raw text) -> value
 
@@ -47,6 +52,8 @@ class Settings:
     admin_host: str = "127.0.0.1"
     admin_port: int = 8080
     admin_token: str | None = field(default=None, repr=False)
+    # Host names the admin API answers to; empty: loopback names and this machine's (the pod's) own.
+    admin_allowed_hosts: tuple[str, ...] = ()
     drain_timeout_s: float = 25.0
     exit_after_drain: bool = False
     log_level: str = "INFO"
@@ -131,13 +138,13 @@ Layer = Mapping[str, tuple[str, str]]
 
 def env_layer(environ: Mapping[str, str]) -> Layer:
     """The `MQ_*` variables of `environ`, by field."""
-    return {name: (variable, environ.get(variable, "").strip()) for name, variable in ENV_VARIABLES.items()}
+    return {name: (variable, _trimmed(variable, environ.get(variable, ""))) for name, variable in ENV_VARIABLES.items()}
 
 
 def flag_layer(overrides: Mapping[str, str]) -> Layer:
     """Flags (by variable name) as a layer: a flag is named with its variable in errors."""
     return {
-        name: (_where(variable, overrides), overrides[variable].strip())
+        name: (_where(variable, overrides), _trimmed(variable, overrides[variable]))
         for name, variable in ENV_VARIABLES.items()
         if overrides.get(variable)
     }
@@ -168,6 +175,11 @@ def load_handler(path: str, *, variable: str = "MQ_HANDLER") -> AnyHandler:
             "a callable handler (a Router, an async or a plain function) or a batch handler (service.batch)",
         )
     return cast(AnyHandler, target)
+
+
+def _trimmed(variable: str, raw: str) -> str:
+    # A secret is taken as given: a blank or padded token is refused rather than quietly trimmed away.
+    return raw if variable in _VERBATIM else raw.strip()
 
 
 def _where(variable: str, overrides: Mapping[str, str]) -> str:
@@ -224,8 +236,34 @@ def _url(source: str, raw: str) -> str:
     return raw
 
 
+def _publish_url(source: str, raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ConfigError(source, raw, "an http(s) SQS queue URL, or empty for the consumed queue")
+    return raw
+
+
 def _text(source: str, raw: str) -> str:
     return raw
+
+
+def _token(source: str, raw: str) -> str:
+    if len(raw) < MIN_TOKEN_LENGTH or not all("!" <= character <= "~" for character in raw):
+        raise ConfigError(
+            source,
+            "<hidden>",
+            f"at least {MIN_TOKEN_LENGTH} visible ASCII characters (letters, digits, punctuation; no spaces, "
+            "no control or non-ASCII characters, which a browser or curl may not send as given)",
+        )
+    return raw
+
+
+def _host_list(source: str, raw: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in raw.split(",") if name.strip())
+    if not names or not all(_HOST_NAME.match(name) for name in names):
+        raise ConfigError(
+            source, raw, "comma-separated host names or addresses (`.example.com`: its subdomains; `*`: any host)"
+        )
+    return names
 
 
 def _bucket(source: str, raw: str) -> str:
@@ -257,7 +295,9 @@ _MEANINGS: dict[str, str] = {
     "visibility_heartbeat": "keep extending the visibility of messages still being handled",
     "admin_host": "the admin API's address",
     "admin_port": "the admin API's port; 0 picks a free one",
-    "admin_token": "bearer token required by /drain, /publish and /status",
+    "admin_token": "bearer token required by " + GUARDED_ROUTES + " (every route but the probes, /metrics, "
+    "/openapi.json and the console's files); unset: no token (then bind only loopback)",
+    "admin_allowed_hosts": "host names the admin API answers to (the Host header; against DNS rebinding)",
     "drain_timeout_s": "how long a drain lets running handlers finish before cancelling them",
     "exit_after_drain": "exit right after a /drain instead of waiting for SIGTERM",
     "log_level": "the log level",
@@ -272,7 +312,8 @@ _MEANINGS: dict[str, str] = {
     "(encoded straight to OTLP, the least CPU) or sdk (through the OpenTelemetry SDK's span processors)",
     "envelope": "the envelope a body is opened from (SNS, EventBridge, S3 notifications; see "
     "docs/message-sources.md); auto: any of them when unmistakable; none: bodies are left alone",
-    "s3_bucket": "large payloads through S3 (SQS Extended Client format) in this bucket; empty: off",
+    "s3_bucket": "large payloads through S3 (SQS Extended Client format) in this bucket; empty: off, "
+    "except on the embedded local SQS server, which turns it on with a bucket of its own",
     "s3_prefix": "key prefix of the payload objects",
     "s3_threshold_bytes": "a message whose body and attributes exceed this goes to S3; 0: every message",
     "s3_delete_payloads": "delete a payload object once its message was deleted",
@@ -285,6 +326,8 @@ _MEANINGS: dict[str, str] = {
 
 
 def _shown_default(default: Any) -> str:
+    if default == ():
+        return "the loopback names and this machine's own name and addresses"
     if default is None or default == "":
         return "unset" if default is None else "empty"
     if isinstance(default, bool):
@@ -317,12 +360,13 @@ _PARSERS: dict[str, Parser] = {
     "max_messages_per_s": _number(0, 1_000_000, low_open=True, unit="messages per second"),
     "admin_host": _text,
     "admin_port": _integer(0, 65535),
-    "admin_token": _text,
+    "admin_token": _token,
+    "admin_allowed_hosts": _host_list,
     "drain_timeout_s": _number(0, 3600),
     "exit_after_drain": _boolean,
     "log_level": _choice(*LOG_LEVELS, upper=True),
     "log_format": _choice(*LOG_FORMATS),
-    "publish_queue_url": _url,
+    "publish_queue_url": _publish_url,
     "publish_max_batch": _integer(1, 1000),
     "publish_interval_s": _number(0, 60, low_open=True),
     "s3_bucket": _bucket,

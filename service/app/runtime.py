@@ -1,11 +1,13 @@
 """The runtime: the Server, the Publisher and the admin API in one event loop; the one owner of signals and drain.
 
 Lifecycle: bind the admin socket, start the pipeline and the publisher, serve the admin API. A drain (from
-GET/POST /drain or the first SIGTERM/SIGINT) makes readiness fail at once, then shuts the Server down with
+POST /drain or the first SIGTERM/SIGINT) makes readiness fail at once, then shuts the Server down with
 `drain_timeout_s` (stop receiving, hand back un-started messages, finish or cancel running ones, flush
 deletions) together with the Publisher. After a drain started by /drain the process keeps serving the
-probes until SIGTERM (or exits at once with `exit_after_drain`). A second signal cancels the running
-handlers, so their messages are handed back and the drain finishes quickly.
+probes until SIGTERM (or exits at once with `exit_after_drain`). The receive calls still in flight then get
+until their long poll ends to hand back what they bring (not on the embedded local server, whose queues end
+with the process). The Runtime owns SIGTERM and SIGINT from start to exit: a second signal, in any phase,
+cancels the running handlers and receive calls, so their messages are handed back and the process exits.
 """
 
 from __future__ import annotations
@@ -27,12 +29,12 @@ from service.aio.budget import Budget
 from service.app.admin import create_app
 from service.app.config import Settings
 from service.app.consumers import Consumer, QueueSpec
-from service.app.listener import bind_admin
+from service.app.listener import bind_admin, serve_admin, warn_if_open
 from service.app.queues import queue_name
 from service.consumer.batching import AnyHandler, BatchHandler
 from service.consumer.handler import Handler, as_handler
 from service.consumer.router import Router, wrap_handlers
-from service.consumer.server import Server
+from service.consumer.server import RECEIVE_ANSWER_MARGIN_S, Server
 from service.errors import ConfigError
 from service.idempotency import Idempotent, Store, idempotent, store_from_url
 from service.idempotency.stores import redacted
@@ -44,19 +46,9 @@ from service.telemetry.hooks import Hooks, HooksFactory
 if TYPE_CHECKING:
     pass
 
-ADMIN_SHUTDOWN_TIMEOUT_S = 5
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 _log = logging.getLogger("service.runtime")
-
-
-class _AdminServer(uvicorn.Server):
-    """uvicorn without its signal handling: the Runtime owns SIGTERM and SIGINT."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        """Capture nothing."""
-        yield
 
 
 class Runtime:
@@ -75,6 +67,7 @@ class Runtime:
         handle_signals: bool = True,
         out: TextIO | None = None,
         notes: Sequence[str] = (),
+        ephemeral_queue: bool = False,
     ) -> None:
         self.settings = settings
         url = queue_url or settings.queue_url
@@ -113,6 +106,9 @@ class Runtime:
         self._out = out or sys.stdout
         self._notes = list(notes)
         self._signals = 0
+        self._started = False
+        # The queue ends with this process (the embedded local server): receive calls are not waited for at exit.
+        self._ephemeral_queue = ephemeral_queue
         self._drain_task: asyncio.Task[dict[str, Any]] | None = None
         self._stop = asyncio.Event()
         self._components = AsyncExitStack()
@@ -193,21 +189,24 @@ class Runtime:
     async def run(self) -> int:
         """Run until drained and stopped; returns the exit code (1 if the pipeline crashed)."""
         sock = bind_admin(self.settings.admin_host, self.settings.admin_port)
-        try:
-            await self.start()
-            async with asyncio.TaskGroup() as tasks:
-                admin = await self._start_admin(tasks, sock)
-                watcher = tasks.create_task(self._watch_pipeline(), name="mq-service pipeline watch")
-                with self._signals_installed():
+        # Signals are ours from the first moment to the last: a Ctrl-C in any phase drains or cuts it short,
+        # never a KeyboardInterrupt raised wherever the event loop happens to be.
+        with self._signals_installed():
+            try:
+                await self.start()
+                self._started = True
+                async with asyncio.TaskGroup() as tasks:
+                    admin = await self._start_admin(tasks, sock)
+                    watcher = tasks.create_task(self._watch_pipeline(), name="mq-service pipeline watch")
                     self._announce()
                     await self._stop.wait()
                     await self.drain()
-                watcher.cancel()
-                admin.should_exit = True
-        finally:
-            sock.close()
-            await self.drain()  # a no-op after a drain; otherwise (start-up failed) stops what was started
-            await self._server_stopped()
+                    watcher.cancel()
+                    admin.should_exit = True
+            finally:
+                sock.close()
+                await self.drain()  # a no-op after a drain; otherwise (start-up failed) stops what was started
+                await self._server_stopped()
         _log.info("stopped", extra={"crashed": self.crashed})
         return 1 if self.crashed else 0
 
@@ -227,23 +226,12 @@ class Runtime:
 
     async def _start_admin(self, tasks: asyncio.TaskGroup, sock: socket.socket) -> uvicorn.Server:
         app = create_app(self, metrics=self.hooks.metrics)
-        config = uvicorn.Config(
-            app if self.hooks.wrap_asgi is None else self.hooks.wrap_asgi(app),
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=ADMIN_SHUTDOWN_TIMEOUT_S,
-        )
-        admin = _AdminServer(config)
-        serving = tasks.create_task(admin.serve(sockets=[sock]), name="mq-service admin")
-        while not admin.started:  # uvicorn offers no event for this; start-up takes milliseconds
-            if serving.done():
-                raise RuntimeError("the admin API failed to start")
-            await asyncio.sleep(0.01)
+        admin = await serve_admin(app if self.hooks.wrap_asgi is None else self.hooks.wrap_asgi(app), tasks, sock)
         host, port = sock.getsockname()[:2]
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         self.admin_url = f"http://{shown}:{port}"
         _log.info("admin API listening", extra={"admin_url": self.admin_url, "host": host, "port": port})
+        warn_if_open(host, token_set=self.settings.admin_token is not None)
         return admin
 
     def _announce(self) -> None:
@@ -277,8 +265,15 @@ class Runtime:
         return [*lines, f"  publish queue:  {self.publish_queue_url}", *budget]
 
     async def _drain(self) -> dict[str, Any]:
-        _log.info("drain started", extra={"in_flight": sum(server.in_flight for server in self.servers)})
         timeout_s = self.settings.drain_timeout_s
+        in_flight = sum(server.in_flight for server in self.servers)
+        _log.info(
+            "drain started: receiving stops; the %d messages in flight get up to %g s to finish "
+            "(MQ_DRAIN_TIMEOUT_S), then are handed back",
+            in_flight,
+            timeout_s,
+            extra={"in_flight": in_flight, "drain_timeout_s": timeout_s},
+        )
         try:
             drained, *_ = await asyncio.gather(
                 asyncio.gather(*(self._drain_server(server, timeout_s) for server in self.servers)),
@@ -315,9 +310,23 @@ class Runtime:
 
     async def _server_stopped(self) -> None:
         """Wait for the receive calls still in flight after a drain (a second signal cuts this short)."""
+        alive = [server for server in self.servers if server.alive]
+        if alive and self._ephemeral_queue:
+            # The embedded server's queues end with this process: nothing a receive brings could be kept.
+            _log.info("not waiting for the receive calls in flight: the embedded local SQS server stops too")
+            for server in alive:
+                server.hurry()
+        elif alive:
+            longest_s = max(server.settings.wait_time_seconds for server in alive) + RECEIVE_ANSWER_MARGIN_S
+            polling = sum(server.polling for server in alive)
+            _log.info(
+                "waiting up to %g s for %d receive calls in flight (long polls of MQ_WAIT_TIME_SECONDS) to "
+                "return and hand back what they bring; send the signal again to stop now",
+                longest_s,
+                polling,
+                extra={"polling": polling, "at_most_s": longest_s},
+            )
         for server in self.servers:
-            if server.alive:
-                _log.info("waiting for the receive calls in flight", extra={"polling": server.polling})
             try:
                 await server.wait()
             except asyncio.CancelledError:
@@ -356,14 +365,20 @@ class Runtime:
         name = signal.Signals(signum).name
         if self._signals == 1:
             _log.info("%s: draining, then exiting (send it again to stop at once)", name)
-            if self._drain_task is None:
+            if not self._started:  # starting: the drain begins once everything runs
+                self._stop.set()
+            elif self._drain_task is None:
                 self._drain_task = asyncio.create_task(self._drain(), name="mq-service drain")
             elif self._drain_task.done():
                 self._stop.set()
         elif self._signals == 2:
-            _log.warning("%s again: cancelling running handlers; their messages go back to the queue", name)
+            _log.warning(
+                "%s again: cancelling running handlers and receive calls; their messages go back to the queue", name
+            )
             for server in self.servers:
                 server.hurry()
+        else:
+            _log.info("%s: already stopping as fast as it can", name)
 
 
 async def _shutdown(publisher: Publisher, timeout_s: float) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -44,13 +45,17 @@ _CREDENTIAL_CODES = {
 MessageFactory = Callable[[dict[str, Any], float], Message]
 """Builds a Message from a received entry and the monotonic time of its receive."""
 
+_log = logging.getLogger("service.consumer")
+
 
 class Receiver:
     """Checks the queue once (its attributes go to `on_queue_attributes`), then runs receive loops; each
     reserves credits and rate tokens, then long-polls.
 
     Received messages go into `messages`; while paused or stopping, what a call in flight brings is
-    handed back at once through `release` instead.
+    handed back at once through `release` instead. When the rate limit changed while a call was in flight,
+    what it brings goes on only as the new rate allows: the messages wait in the ledger (under the visibility
+    heartbeat, handed back by a pause or a drain like any waiting message), so a lowered limit holds at once.
     """
 
     def __init__(
@@ -80,6 +85,7 @@ class Receiver:
         self._backoff = settings.receive_backoff
         self.rate = RateLimit(settings.max_messages_per_s, burst=settings.max_number_of_messages)
         self._failures = 0
+        self._failing_since = 0.0
         self._resume_at = 0.0
         self._stopping = False
         self._stopped = asyncio.Event()
@@ -151,7 +157,7 @@ class Receiver:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopped.wait(), max(0.0, self._resume_at - time.monotonic()))
                 continue
-            self._failures = 0
+            self._recovered("GetQueueAttributes")
             if self._on_queue_attributes is not None:
                 self._on_queue_attributes({str(k): v for k, v in response.get("Attributes", {}).items()})
             self._observer.queue_checked()
@@ -175,6 +181,7 @@ class Receiver:
             self._ledger.unreserve(credits)
             raise
         self._ledger.unreserve(credits - wanted)
+        generation = self.rate.generation
         loop = asyncio.current_task()
         assert loop is not None
         self._polling.add(loop)
@@ -185,19 +192,44 @@ class Receiver:
             raise
         finally:
             self._polling.discard(loop)
+        same_rate = self.rate.generation == generation
         if raw is None:
-            self.rate.give(wanted)
+            if same_rate:
+                self.rate.give(wanted)
             self._ledger.unreserve(wanted)
-        else:
-            self.rate.give(wanted - len(raw[0]))
-            self._dispatch(raw, wanted)
+            return
+        messages = self._admit(raw, wanted)
+        if same_rate:
+            self.rate.give(wanted - len(messages))
+            self._hand_on(messages)
+        else:  # tokens taken at an older rate do not count: each message takes one at the current rate
+            await self._paced(messages)
 
-    def _dispatch(self, raw: tuple[list[dict[str, Any]], float], reserved: int) -> None:
+    def _admit(self, raw: tuple[list[dict[str, Any]], float], reserved: int) -> list[Message]:
         raw_messages, duration_s = raw
         received_at = time.monotonic()  # one time for the whole receive: batching tells receives apart by it
         messages = [self._make_message(item, received_at) for item in raw_messages]
         self._ledger.admit(messages, reserved)
         self._observer.received(messages, duration_s)
+        return messages
+
+    async def _paced(self, messages: list[Message]) -> None:
+        """Hand the messages on as the rate limit gives tokens; what is left when cancelled goes back."""
+        pending = messages
+        try:
+            while pending:
+                if self._stopping or self.paused or self._messages.closed:
+                    break  # handed back below, at once
+                count = await self.rate.take(len(pending))
+                self._hand_on(pending[:count])
+                pending = pending[count:]
+        except asyncio.CancelledError:
+            for message in pending:
+                self._release(message)
+            raise
+        self._hand_on(pending)
+
+    def _hand_on(self, messages: list[Message]) -> None:
         hand_back = self._stopping or self.paused or self._messages.closed
         for message in messages:
             if hand_back:
@@ -213,9 +245,22 @@ class Receiver:
         except Exception as exc:
             self._failed(exc, "ReceiveMessage", time.monotonic() - started)
             return None
-        self._failures = 0
+        self._recovered("ReceiveMessage")
         messages: list[dict[str, Any]] = response.get("Messages", [])  # type: ignore[assignment]
         return messages, time.monotonic() - started
+
+    def _recovered(self, operation: str) -> None:
+        """A call succeeded: after failures, say so once, with how long SQS was failing."""
+        if self._failures:
+            down_s = time.monotonic() - self._failing_since
+            _log.info(
+                "SQS answers again: %s succeeded after %d failed calls over %.1f s",
+                operation,
+                self._failures,
+                down_s,
+                extra={"queue_url": self._queue_url, "failed_calls": self._failures, "down_s": round(down_s, 3)},
+            )
+        self._failures = 0
 
     def _failed(self, exc: Exception, operation: str, duration_s: float) -> None:
         error = error_from_exception(exc, operation)
@@ -225,6 +270,8 @@ class Receiver:
             reason = f"SQS rejected the credentials for queue {self._queue_url} ({error.code}: {error.sqs_message})"
         else:
             reason = f"queue {self._queue_url}: {error}"
+        if not self._failures:
+            self._failing_since = time.monotonic() - duration_s
         self._failures += 1
         failure = ReceiveError(reason, code=error.code, queue_url=self._queue_url, consecutive=self._failures)
         self._resume_at = max(self._resume_at, time.monotonic() + self._backoff.delay_s(self._failures - 1))

@@ -58,7 +58,8 @@ class Server(Runner[ShutdownSummary]):
        asks for from the in-flight ledger (the processor's `capacity` plus `prefetch`), and tokens from the
        rate limit (`max_messages_per_s`), and every message holds its credit until it is settled. So no
        receive is issued while the processors are saturated, yet the next batch is fetched while the
-       current one is being handled.
+       current one is being handled. When the rate limit changes (`set_rate_limit`) while a receive is in
+       flight, what it brings waits in the ledger for tokens at the new rate, so a lowered limit holds at once.
     2. **Process.** As each message is built, the SNS, EventBridge or S3 envelope its body comes in is opened
        (`envelope`; service/sqs/envelopes.py), so the handler sees the inner body and attributes; an S3 test event
        is deleted without calling the handler, and a malformed envelope is rejected (EnvelopeError, a `Reject`, in

@@ -34,6 +34,32 @@ _ENV_KEYS = (
 )
 
 _log = logging.getLogger("service.local_sqs")
+# The embedded server's own loggers (its HTTP server, moto): what they report is the local server's business.
+_SERVER_LOGGERS = ("werkzeug", "moto", "flask", "flask_cors")
+_server_log = logging.getLogger("service.local_sqs.server")
+
+
+class _AtDebug(logging.Handler):
+    """Re-logs a record of the embedded server's loggers on `service.local_sqs.server` at DEBUG, traceback kept.
+
+    A request the local server fails (an action it lacks, a race of its own) is answered with an error the
+    service handles (and logs where it matters, e.g. one WARNING when it falls back); a traceback at ERROR in
+    the service's log would only alarm.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Log it again, at DEBUG."""
+        _server_log.debug("%s: %s", record.name, record.getMessage(), exc_info=record.exc_info)
+
+
+def _quieten_server_loggers() -> None:
+    handler = _AtDebug()
+    for name in _SERVER_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.WARNING)  # their per-request lines stay off; their errors come down to DEBUG
+        logger.propagate = False
+        if not any(isinstance(existing, _AtDebug) for existing in logger.handlers):
+            logger.addHandler(handler)
 
 
 def _dead_letter_name(name: str) -> str:
@@ -49,8 +75,7 @@ def start_moto_server() -> tuple[Any, str]:
     """
     from moto.server import ThreadedMotoServer  # noqa: PLC0415 - an optional dependency
 
-    for name in ("werkzeug", "moto"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    _quieten_server_loggers()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

@@ -119,6 +119,11 @@ class Redrive:
             if not _unsupported(error):
                 self.current = None
                 raise
+            _log.warning(
+                "this SQS server has no message move tasks (%s): the service moves the messages itself",
+                error.code,
+                extra={"redrive": task.as_dict()},
+            )
             self._spawn(self._move_here(task, destination.url))
         else:
             task.mode = "sqs"

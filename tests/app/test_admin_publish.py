@@ -30,7 +30,7 @@ async def runtime(make_queue: QueueFactory) -> AsyncIterator[Runtime]:
 
 
 def client_for(runtime: Runtime) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(runtime)), base_url="http://admin")
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(runtime)), base_url="http://localhost")
 
 
 async def test_the_publishers_configured_size_limit_decides(runtime: Runtime, sqs: SQSClient) -> None:

@@ -40,7 +40,8 @@ def test_every_variable_is_read() -> None:
         "MQ_VISIBILITY_HEARTBEAT": "no",
         "MQ_ADMIN_HOST": "0.0.0.0",
         "MQ_ADMIN_PORT": "0",
-        "MQ_ADMIN_TOKEN": "s3cret",
+        "MQ_ADMIN_TOKEN": "s3cret-s3cret-s3cret",
+        "MQ_ADMIN_ALLOWED_HOSTS": "mq-service.orders.svc, 10.1.2.3,.internal.example",
         "MQ_DRAIN_TIMEOUT_S": "40",
         "MQ_EXIT_AFTER_DRAIN": "yes",
         "MQ_LOG_LEVEL": "debug",
@@ -69,7 +70,8 @@ def test_every_variable_is_read() -> None:
     assert (settings.wait_time_seconds, settings.visibility_timeout, settings.deletion_interval_s) == (0, 120, 2.5)
     assert (settings.visibility_heartbeat, settings.exit_after_drain) == (False, True)
     assert settings.max_messages_per_s == 12.5
-    assert (settings.admin_host, settings.admin_port, settings.admin_token) == ("0.0.0.0", 0, "s3cret")
+    assert (settings.admin_host, settings.admin_port, settings.admin_token) == ("0.0.0.0", 0, "s3cret-s3cret-s3cret")
+    assert settings.admin_allowed_hosts == ("mq-service.orders.svc", "10.1.2.3", ".internal.example")
     assert (settings.drain_timeout_s, settings.log_level, settings.log_format) == (40.0, "DEBUG", "json")
     assert settings.publish_queue_url.endswith("/out")
     assert settings.publish_max_batch == 20
@@ -146,9 +148,9 @@ def test_an_invalid_flag_names_the_flag() -> None:
 
 
 def test_the_token_stays_out_of_summary_and_repr() -> None:
-    settings = Settings.from_env({"MQ_ADMIN_TOKEN": "s3cret"})
-    assert "s3cret" not in repr(settings)
-    assert "s3cret" not in str(settings.summary())
+    settings = Settings.from_env({"MQ_ADMIN_TOKEN": "s3cret-s3cret-s3cret"})
+    assert "s3cret-s3cret-s3cret" not in repr(settings)
+    assert "s3cret-s3cret-s3cret" not in str(settings.summary())
     assert settings.summary()["admin_token_set"] is True
 
 
@@ -196,3 +198,34 @@ def test_the_event_loop_is_uvloop_when_installed_unless_asyncio_is_chosen() -> N
 def test_the_sqs_client_kind_reaches_the_consumers_settings() -> None:
     assert Settings.from_env({}).server_settings().sqs_client == "lean"
     assert Settings.from_env({"MQ_SQS_CLIENT": "botocore"}).server_settings().sqs_client == "botocore"
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "   ",
+        "short-t0ken",
+        "sixteen chars ok",
+        "t0ken-with-\u00e9-accent",
+        "t0ken-with-a-tab\there",
+        " padded-t0ken-1234 ",
+    ],
+    ids=["blank", "shorter than 16", "a space", "non-ASCII", "a control character", "padded"],
+)
+def test_a_token_that_cannot_work_is_refused_naming_the_rule(token: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({"MQ_ADMIN_TOKEN": token})
+    message = str(raised.value)
+    assert "MQ_ADMIN_TOKEN" in message
+    assert "at least 16 visible ASCII characters" in message
+    assert token.strip() not in message or not token.strip()  # the secret is never echoed
+
+
+def test_a_token_of_16_visible_characters_is_taken_as_given() -> None:
+    assert Settings.from_env({"MQ_ADMIN_TOKEN": "Ab3$-~!x_Yz.09=+"}).admin_token == "Ab3$-~!x_Yz.09=+"
+
+
+@pytest.mark.parametrize("value", ["a b", "http://x", ",", "host/path"])
+def test_bad_allowed_hosts_are_refused(value: str) -> None:
+    with pytest.raises(ConfigError, match="MQ_ADMIN_ALLOWED_HOSTS"):
+        Settings.from_env({"MQ_ADMIN_ALLOWED_HOSTS": value})

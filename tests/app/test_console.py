@@ -1,7 +1,7 @@
 """The operator's console in a real headless browser (Debian's chromium through Playwright) on the whole service.
 
-Screenshots at 1280 px and at phone width go to a temporary folder, or to CONSOLE_SCREENSHOTS (a folder) when set:
-`CONSOLE_SCREENSHOTS=docs .venv/bin/pytest tests/app/test_console.py` refreshes the ones in docs/.
+Screenshots at 1280 px and at phone width go to a temporary folder, or to CONSOLE_SCREENSHOTS (a folder) when set.
+The ones in docs/ show the service as `make run` starts it: scripts/console_screenshots.py retakes them.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -78,6 +79,30 @@ def screenshots_dir(tmp_path: Path) -> Path:
     return folder
 
 
+async def check_errors_and_notes(page: Page) -> None:
+    """Errors grouped by message, the notes on deleted and in flight, the chart's axis labels."""
+    errors_table = page.get_by_test_id("errors")
+    # Two messages that failed twice each are two rows of 2 attempts, with their route and a date.
+    await expect(errors_table.locator("tbody tr")).to_have_count(2, timeout=WAIT_MS)
+    for row in await errors_table.locator("tbody tr").all():
+        cells = [text.strip() for text in await row.locator("td").all_text_contents()]
+        assert cells[1] == "orders.created"
+        assert cells[3] == "2", cells
+        assert str(datetime.now().year) in cells[0], cells
+    await expect(page.get_by_test_id("counters-note")).to_contain_text("deleted follows handled by up to 0.5 s")
+    await expect(page.get_by_test_id("queues-note")).to_contain_text("not the pipeline's in this pod")
+    # A nice top, every label with the same decimals.
+    axes = await page.evaluate("[0.3, 1.5, 4, 7, 24, 480].map(niceAxis)")
+    assert axes == [
+        {"top": 1, "decimals": 1},
+        {"top": 2, "decimals": 0},
+        {"top": 5, "decimals": 1},
+        {"top": 10, "decimals": 0},
+        {"top": 50, "decimals": 0},
+        {"top": 500, "decimals": 0},
+    ]
+
+
 async def test_the_console_follows_the_pipeline_and_drives_it(
     browser: Browser, make_queue: QueueFactory, sqs: SQSClient, tmp_path: Path
 ) -> None:
@@ -105,7 +130,7 @@ async def test_the_console_follows_the_pipeline_and_drives_it(
         await expect(page.get_by_test_id("handled")).to_have_text("5", timeout=WAIT_MS)
 
         handler.failing = True
-        await publish(service.client, *({"body": f"poison-{i}"} for i in range(2)))
+        await publish(service.client, *({"body": f"poison-{i}", "route": "orders.created"} for i in range(2)))
 
         async def dead_lettered() -> bool:
             return (await queue_counts(sqs, dlq_url))[0] == 2
@@ -115,7 +140,9 @@ async def test_the_console_follows_the_pipeline_and_drives_it(
         await expect(page.get_by_test_id("failed")).not_to_have_text("0", timeout=WAIT_MS)
         await page.get_by_test_id("peek").click()
         await expect(page.get_by_test_id("dlq-messages")).to_contain_text("poison-", timeout=WAIT_MS)
-        await expect(page.get_by_test_id("errors")).to_contain_text("ValueError: cannot handle poison-")
+        errors_table = page.get_by_test_id("errors")
+        await expect(errors_table).to_contain_text("ValueError: cannot handle poison-")
+        await check_errors_and_notes(page)
         await page.screenshot(path=screenshots_dir(tmp_path) / "console-1280.png", full_page=True)
 
         handler.failing = False
@@ -125,6 +152,12 @@ async def test_the_console_follows_the_pipeline_and_drives_it(
         await expect(page.get_by_test_id("dlq-visible")).to_have_text("0", timeout=WAIT_MS)
 
         await page.set_viewport_size(PHONE)
+        # At phone width the error text is on the page, not cut off at its right edge.
+        error_cell = errors_table.locator("tbody tr td.body").first
+        box = await error_cell.bounding_box()
+        assert box is not None
+        assert box["x"] >= 0
+        assert box["x"] + box["width"] <= PHONE["width"]
         await page.screenshot(path=screenshots_dir(tmp_path) / "console-phone.png", full_page=True)
         assert errors == []
 
@@ -132,7 +165,7 @@ async def test_the_console_follows_the_pipeline_and_drives_it(
 async def test_the_console_asks_for_the_token_and_reports_a_wrong_one(
     browser: Browser, make_queue: QueueFactory
 ) -> None:
-    settings = dataclasses.replace(BASE, queue_url=await make_queue(), admin_token="s3cret-token")
+    settings = dataclasses.replace(BASE, queue_url=await make_queue(), admin_token="s3cret-token-for-console")
     async with running(settings) as service:
         page = await browser.new_page(viewport=PHONE)
         await page.goto(service.runtime.admin_url + "/console")
@@ -144,7 +177,7 @@ async def test_the_console_asks_for_the_token_and_reports_a_wrong_one(
         await expect(auth).to_contain_text("token is wrong", timeout=WAIT_MS)
         await expect(page.get_by_test_id("state")).to_have_text("connecting")
 
-        await page.get_by_test_id("token").fill("s3cret-token")
+        await page.get_by_test_id("token").fill("s3cret-token-for-console")
         await page.get_by_test_id("use-token").click()
         await expect(page.get_by_test_id("state")).to_have_text("running", timeout=WAIT_MS)
         await expect(auth).to_be_hidden()

@@ -20,7 +20,8 @@ from tests.support.sqs import QueueFactory, eventually, queue_counts, until
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
 
-TOKEN = "operator-t0ken"
+TOKEN = "operator-t0ken-0123"
+JSON_TYPE = {"Content-Type": "application/json"}
 NEW_ROUTES = [
     ("POST", "/pause"),
     ("POST", "/resume"),
@@ -101,6 +102,9 @@ async def test_a_drain_while_paused_drains(make_queue: QueueFactory, sqs: SQSCli
         assert summary.status_code == 200, summary.text
         assert (await client_status(service.client))["draining"] is True
         assert "draining" in (await json_of(service.client, "POST", "/resume", 409))["error"]
+        limits = await json_of(service.client, "PUT", "/limits", 409, json={"max_messages_per_s": 5})
+        assert "draining" in limits["error"]
+        assert (await json_of(service.client, "GET", "/limits", 200))["max_messages_per_s"] is None
     assert await queue_counts(sqs, url) == (1, 0)  # not received, not lost
 
 
@@ -164,7 +168,7 @@ async def test_the_last_handler_errors(make_queue: QueueFactory) -> None:
 @pytest.mark.parametrize(
     ("method", "path", "kwargs", "status", "names"),
     [
-        ("POST", "/pause", {"content": b"{"}, 400, "not valid JSON"),
+        ("POST", "/pause", {"content": b"{", "headers": JSON_TYPE}, 400, "not valid JSON"),
         ("POST", "/pause", {"json": {"why": "x"}}, 422, "unknown field 'why'"),
         ("POST", "/resume", {"json": {"reason": 5}}, 422, "$.reason"),
         ("PUT", "/limits", {"json": {}}, 422, "'max_messages_per_s' is required"),
@@ -214,7 +218,7 @@ async def test_the_openapi_document_describes_every_new_route(make_queue: QueueF
             assert "description" in response, (path, status)
             assert "schema" in response["content"]["application/json"], (path, status)
     assert set(paths["/dlq/redrive"]["post"]["responses"]) >= {"202", "400", "404", "409", "422", "502", "503"}
-    assert set(paths["/limits"]["put"]["responses"]) >= {"200", "400", "401", "422"}
+    assert set(paths["/limits"]["put"]["responses"]) >= {"200", "400", "401", "409", "415", "421", "422"}
     assert "security" not in paths["/console"]["get"]
 
 

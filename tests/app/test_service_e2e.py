@@ -66,7 +66,7 @@ async def test_drain_during_in_flight_work_loses_nothing(make_queue: QueueFactor
         # Two slow messages run (concurrency 2) and four wait for a worker when the drain begins.
         await publish(service.client, *({"route": "slow", "body": {"seconds": 30}} for _ in range(6)))
         await until(lambda: server.in_flight == 6)
-        first = asyncio.create_task(service.client.get("/drain"))
+        first = asyncio.create_task(service.client.post("/drain"))
         await until(lambda: service.runtime.draining)
         ready = await service.client.get("/readyz")
         assert (ready.status_code, ready.json()["reason"]) == (503, "draining")
@@ -86,7 +86,7 @@ async def test_drain_lets_running_handlers_finish(make_queue: QueueFactory, sqs:
         server = service.runtime.server
         await publish(service.client, *({"route": "slow", "body": {"seconds": 1}} for _ in range(2)))
         await until(lambda: server.in_flight == 2)
-        summary = (await service.client.get("/drain")).json()
+        summary = (await service.client.post("/drain")).json()
     assert summary["server"]["timed_out"] is False
     assert (summary["server"]["handled"], summary["server"]["deleted"]) == (2, 2)
     assert await queue_counts(sqs, url) == (0, 0)
@@ -147,7 +147,7 @@ async def test_liveness_fails_when_the_pipeline_crashes(make_queue: QueueFactory
         assert alive.json() == {"alive": False, "reason": "the message pipeline stopped by itself"}
         assert (await service.client.get("/readyz")).status_code == 503
         assert service.runtime.crashed
-        summary = (await service.client.get("/drain")).json()
+        summary = (await service.client.post("/drain")).json()
         assert "PipelineBug" in summary["server"]["crashed"]
         assert (await service.client.get("/healthz")).status_code == 503  # a drain does not hide the crash
     assert service.exit_code == 1

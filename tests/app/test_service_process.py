@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -62,13 +63,47 @@ async def test_a_second_signal_stops_at_once_and_hands_messages_back(
 async def test_after_drain_it_waits_for_sigterm(tmp_path: Path, make_queue: QueueFactory) -> None:
     url = await make_queue()
     async with service_process(env_for(url), tmp_path / "stderr.log") as service:
-        summary = (await service.client.get("/drain")).json()
+        summary = (await service.client.post("/drain")).json()
         assert set(summary) == {"server", "publisher"}
         assert (await service.client.get("/healthz")).status_code == 200
         assert (await service.client.get("/readyz")).json() == {"ready": False, "reason": "draining"}
         assert service.process.returncode is None
         service.process.send_signal(signal.SIGTERM)
         assert await service.exit_code(15) == 0
+
+
+async def test_mq_service_drain_drains_a_service_with_a_token_as_the_prestop_hook_does(
+    tmp_path: Path, make_queue: QueueFactory
+) -> None:
+    token = "prestop-t0ken-0123456"
+    url = await make_queue()
+    async with service_process(env_for(url, MQ_ADMIN_TOKEN=token), tmp_path / "stderr.log") as service:
+        port = service.admin_url.rsplit(":", 1)[1]
+        hook_env = {**os.environ, "PYTHONPATH": str(ROOT), "MQ_ADMIN_PORT": port, "MQ_DRAIN_TIMEOUT_S": "5"}
+        refused = await _drain_command({**hook_env, "MQ_ADMIN_TOKEN": "wrong-t0ken-0123456"})
+        assert refused[0] == 1
+        assert "401" in refused[1]
+        assert await _drain_command({**hook_env, "MQ_ADMIN_TOKEN": token}) == (0, "")
+        assert (await service.client.get("/readyz")).json() == {"ready": False, "reason": "draining"}
+        service.process.send_signal(signal.SIGTERM)
+        assert await service.exit_code(15) == 0
+
+
+async def _drain_command(env: dict[str, str]) -> tuple[int, str]:
+    """`python -m service drain` (the chart's preStop hook): (exit code, stderr)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service",
+        "drain",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, stderr.decode()
 
 
 def _embedded_env(**extra: str) -> dict[str, str]:
@@ -93,8 +128,69 @@ async def test_embedded_mode_handles_a_published_message_and_exits_after_drain(t
         response = await service.client.post("/publish", json={"route": "hello", "body": "hi"})
         assert response.status_code == 200, response.text
         await eventually(lambda: _pipeline_has(service, deleted=1))
-        assert (await service.client.get("/drain")).status_code == 200
+        assert (await service.client.post("/drain")).status_code == 200
         assert await service.exit_code(15) == 0
+
+
+async def test_ctrl_c_on_an_idle_embedded_service_exits_within_seconds(tmp_path: Path) -> None:
+    log = tmp_path / "stderr.log"
+    async with service_process(_embedded_env(MQ_WAIT_TIME_SECONDS="20"), log) as service:
+        assert (await service.client.post("/publish", json={"route": "hello", "body": "hi"})).status_code == 200
+        await eventually(lambda: _pipeline_has(service, deleted=1))  # the receive loops are back in 20 s long polls
+        started = time.monotonic()
+        service.process.send_signal(signal.SIGINT)
+        assert await service.exit_code(30) == 0
+        # Not the 20 s of the long polls in flight: the embedded server's queues end with the process anyway.
+        assert time.monotonic() - started < 8
+    text = log.read_text()
+    assert "not waiting for the receive calls in flight" in text
+    assert "Traceback" not in text
+
+
+async def test_a_second_ctrl_c_while_receive_calls_are_awaited_exits_cleanly(
+    tmp_path: Path, make_queue: QueueFactory
+) -> None:
+    url = await make_queue()
+    log = tmp_path / "stderr.log"
+    async with service_process(env_for(url, MQ_WAIT_TIME_SECONDS="20"), log) as service:
+        await publish(service.client, 1, "hello", "hi")
+        await eventually(lambda: _pipeline_has(service, deleted=1))
+        service.process.send_signal(signal.SIGINT)
+
+        async def waiting_said() -> bool:
+            return "waiting up to 25 s for" in log.read_text()
+
+        await eventually(waiting_said, what="the log says what the exit waits for, and how long at most")
+        started = time.monotonic()
+        service.process.send_signal(signal.SIGINT)
+        assert await service.exit_code(30) == 0
+        assert time.monotonic() - started < 10
+    text = log.read_text()
+    assert "(long polls of MQ_WAIT_TIME_SECONDS=20 s)" in text
+    assert "SIGINT again: cancelling running handlers and receive calls" in text
+    assert "Traceback" not in text
+    assert "KeyboardInterrupt" not in text
+
+
+async def test_the_embedded_servers_own_errors_stay_out_of_the_services_log(tmp_path: Path) -> None:
+    log = tmp_path / "stderr.log"
+    async with service_process(_embedded_env(MQ_LOG_LEVEL="INFO"), log) as service:
+        # The local server has no StartMessageMoveTask: it fails the call with a traceback of its own.
+        response = await service.client.post("/dlq/redrive")
+        assert response.status_code == 202, response.text
+
+        async def finished() -> bool:
+            state: str = (await service.client.get("/dlq/redrive")).json()["state"]
+            return state == "completed"
+
+        await eventually(finished, what="the service's own redrive completed")
+        service.process.send_signal(signal.SIGTERM)
+        assert await service.exit_code(30) == 0
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    fallbacks = [event for event in events if "no message move tasks" in event["message"]]
+    assert [event["level"] for event in fallbacks] == ["WARNING"]
+    assert [event for event in events if event["level"] in ("ERROR", "CRITICAL")] == []
+    assert "Traceback" not in log.read_text()
 
 
 def test_the_aws_cli_line_works_with_cli_v1_and_v2() -> None:

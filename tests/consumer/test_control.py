@@ -107,3 +107,32 @@ async def test_the_rate_limit_changes_at_run_time_and_refuses_nonsense(
 
 async def _counts_are(sqs: SQSClient, url: str, expected: tuple[int, int]) -> bool:
     return await queue_counts(sqs, url) == expected
+
+
+async def test_a_lowered_rate_limit_holds_for_the_receive_calls_already_in_flight(
+    sqs: SQSClient, make_queue: QueueFactory
+) -> None:
+    url = await make_queue()
+    started: list[float] = []
+
+    async def handler(message: Message) -> None:
+        started.append(time.monotonic())
+
+    # Many receive loops long-poll an empty queue with no limit: each took its tokens before the change.
+    async with Server(url, handler, client=sqs, concurrency=40, wait_time_seconds=5, visibility_timeout=60) as server:
+        await until(lambda: server.polling >= 3, what="several receive calls in flight")
+        polling = server.polling
+        server.set_rate_limit(2)
+        changed = time.monotonic()
+        await send_messages(sqs, url, [f"m{i}" for i in range(30)])
+        await asyncio.sleep(4)  # the window measured, after the change
+        handled = [at - changed for at in started]
+        assert server.rate_limit == 2
+        server.set_rate_limit(None)  # the rest at once, so the test ends soon
+        await until(lambda: server.health.deleted == 30, timeout_s=60, what="all deleted")
+    assert polling >= 3
+    # At 2 a second, with a bucket of at most 2: never more than 2 + 2 * t in the first t seconds.
+    for limit_s in (1.0, 2.0, 4.0):
+        within = [at for at in handled if at <= limit_s]
+        assert len(within) <= 2 + 2 * limit_s, (limit_s, handled)
+    assert len(handled) >= 2  # it did receive at the lowered rate

@@ -117,7 +117,7 @@ async def test_embedded_mode_offloads_through_its_own_s3(tmp_path: Path) -> None
             return _sample(text, "mq_payloads_fetched_total") == _sample(text, "mq_payloads_deleted_total") == 1
 
         await eventually(fetched, what="the payload read from the local S3 and deleted")
-        assert (await service.client.get("/drain")).status_code == 200
+        assert (await service.client.post("/drain")).status_code == 200
         assert await service.exit_code(15) == 0
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 from typing import TYPE_CHECKING
+
+import pytest
 
 from service import Message
 from service.app.config import Settings
@@ -45,8 +48,13 @@ async def probe(service: Running) -> tuple[int, int]:
 
 
 async def test_sqs_unreachable_mid_run_backs_off_and_loses_nothing(
-    sqs: SQSClient, make_queue: QueueFactory, through_proxy: FaultProxy, ledger: Ledger
+    sqs: SQSClient,
+    make_queue: QueueFactory,
+    through_proxy: FaultProxy,
+    ledger: Ledger,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="service.consumer")
     url = await make_queue()
     before, during = make_ids(20, "before"), make_ids(20, "during")
 
@@ -80,6 +88,14 @@ async def test_sqs_unreachable_mid_run_backs_off_and_loses_nothing(
         await until(lambda: set(during) <= set(ledger.deleted), timeout_s=30, what="processing resumed")
         ready = await service.client.get("/readyz")
         assert ready.status_code == 200, ready.text
+
+    # The recovery is logged, with how long SQS was failing (the outage, give or take a backoff). Once, unless a
+    # call already on its way through the proxy failed after another had succeeded.
+    recoveries = [record for record in caplog.records if record.getMessage().startswith("SQS answers again")]
+    assert recoveries, "no log line when SQS answered again"
+    recovered = recoveries[0]
+    assert recovered.failed_calls > 0  # type: ignore[attr-defined]
+    assert 0.5 * OUTAGE_S <= recovered.down_s <= ended - started + 35  # type: ignore[attr-defined]
 
     report = check(before + during, ledger.successes, await collect_state(sqs, url), deleted=ledger.deleted)
     print(

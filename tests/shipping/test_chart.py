@@ -6,6 +6,7 @@ routes, the grace period must outlast the drain, and values that cannot work mus
 
 from __future__ import annotations
 
+import base64
 import http.server
 import os
 import shutil
@@ -106,6 +107,11 @@ def env(objs: list[Obj]) -> dict[str, Any]:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container(objs)["env"]}
 
 
+def kubelet_expanded(value: str) -> str:
+    """`value` with $(K8S_POD_IP) and $(K8S_NAMESPACE_NAME) expanded as the kubelet would in a pod."""
+    return value.replace("$(K8S_POD_IP)", "10.1.2.3").replace("$(K8S_NAMESPACE_NAME)", "orders")
+
+
 @pytest.fixture(scope="module")
 def defaults() -> list[Obj]:
     return render()
@@ -127,9 +133,9 @@ def test_startup_probe_gives_the_process_time_to_start(defaults: list[Obj]) -> N
     assert probe["periodSeconds"] * probe["failureThreshold"] >= 30
 
 
-def test_prestop_drains_through_the_admin_port(defaults: list[Obj]) -> None:
+def test_prestop_drains_by_post_from_inside_the_container(defaults: list[Obj]) -> None:
     hook = container(defaults)["lifecycle"]["preStop"]
-    assert hook == {"httpGet": {"path": DRAIN_PATH, "port": ADMIN_PORT_NAME}}
+    assert hook == {"exec": {"command": ["mq-service", "drain"]}}  # an httpGet hook could only GET
 
 
 def test_service_and_service_monitor_target_the_admin_port() -> None:
@@ -192,39 +198,76 @@ def test_margin_too_small_for_shutdown_is_refused() -> None:
 # Admin token ------------------------------------------------------------------------------------------
 
 
-def test_no_token_means_no_secret_and_no_auth_header(defaults: list[Obj]) -> None:
-    assert "Secret" not in kinds(defaults)
-    assert "MQ_ADMIN_TOKEN" not in env(defaults)
-    assert "httpHeaders" not in container(defaults)["lifecycle"]["preStop"]["httpGet"]
+def test_no_token_means_a_generated_one_in_the_charts_secret(defaults: list[Obj]) -> None:
+    secret = the(defaults, "Secret")
+    token = base64.b64decode(secret["data"]["token"]).decode()
+    assert len(token) == 40
+    assert token.isalnum()
+    assert env(defaults)["MQ_ADMIN_TOKEN"] == {"secretKeyRef": {"name": secret["metadata"]["name"], "key": "token"}}
+    # `helm template` cannot read the cluster (`lookup` finds nothing): each render generates anew. An upgrade
+    # reads the token back from the Secret, so no checksum restarts the pods over a token that did not change.
+    assert base64.b64decode(the(render(), "Secret")["data"]["token"]).decode() != token
+    assert "checksum/admin-token" not in the(defaults, "Deployment")["spec"]["template"]["metadata"].get(
+        "annotations", {}
+    )
 
 
-def test_token_goes_to_a_secret_and_the_prestop_header() -> None:
-    objs = render(admin={"token": "s3cret"})
+def test_the_secret_keeps_a_generated_token_on_upgrade() -> None:
+    template = (CHART / "templates" / "secret.yaml").read_text()
+    assert 'lookup "v1" "Secret" .Release.Namespace $name' in template
+    assert 'index $existing.data "token" | b64dec' in template
+
+
+def test_a_given_token_goes_to_the_secret_only() -> None:
+    objs = render(admin={"token": "s3cret-s3cret-s3cret"})
     secret = the(objs, "Secret")
-    assert secret["data"] == {"token": "czNjcmV0"}  # base64 of s3cret
+    assert base64.b64decode(secret["data"]["token"]) == b"s3cret-s3cret-s3cret"
     assert env(objs)["MQ_ADMIN_TOKEN"] == {"secretKeyRef": {"name": secret["metadata"]["name"], "key": "token"}}
-    hook = container(objs)["lifecycle"]["preStop"]["httpGet"]
-    assert hook["path"] == DRAIN_PATH
-    assert hook["httpHeaders"] == [{"name": "Authorization", "value": "Bearer s3cret"}]
+    assert "s3cret-s3cret-s3cret" not in yaml.safe_dump(the(objs, "Deployment"))
     # A changed token restarts the pods, which read it only at start.
     pod_annotations = the(objs, "Deployment")["spec"]["template"]["metadata"]["annotations"]
     assert "checksum/admin-token" in pod_annotations
 
 
-def test_existing_secret_keeps_the_token_out_of_the_pod_spec() -> None:
+@pytest.mark.parametrize("token", ["short", "sixteen chars ok", "t\u00f6ken-t\u00f6ken-t\u00f6ken"])
+def test_a_token_the_service_would_refuse_is_refused(token: str) -> None:
+    message = refusal(queue={"url": QUEUE_URL}, admin={"token": token})
+    assert "admin.token must be at least 16 visible ASCII characters" in message
+
+
+def test_existing_secret_keeps_the_token_out_of_the_chart() -> None:
     objs = render(admin={"existingSecret": "ops-admin", "existingSecretKey": "bearer"})
     assert "Secret" not in kinds(objs)
     assert env(objs)["MQ_ADMIN_TOKEN"] == {"secretKeyRef": {"name": "ops-admin", "key": "bearer"}}
-    hook = container(objs)["lifecycle"]["preStop"]
-    assert "httpGet" not in hook
-    assert hook["exec"]["command"][0] == "python3"
+
+
+def test_allowed_hosts_are_loopback_the_pod_ip_the_services_names_and_more() -> None:
+    objs = render(admin={"allowedHosts": ["mq.example.com"]})
+    hosts = env(objs)["MQ_ADMIN_ALLOWED_HOSTS"].split(",")
+    service = the(objs, "Service")["metadata"]["name"]
+    assert hosts == [
+        "localhost",
+        "127.0.0.1",
+        "::1",
+        "$(K8S_POD_IP)",
+        service,
+        f"{service}.$(K8S_NAMESPACE_NAME)",
+        f"{service}.$(K8S_NAMESPACE_NAME).svc",
+        f"{service}.$(K8S_NAMESPACE_NAME).svc.cluster.local",
+        "mq.example.com",
+    ]
+    names = [entry["name"] for entry in container(objs)["env"]]
+    # Kubernetes expands $(VAR) only from variables defined before.
+    assert names.index("K8S_POD_IP") < names.index("MQ_ADMIN_ALLOWED_HOSTS")
+    assert names.index("K8S_NAMESPACE_NAME") < names.index("MQ_ADMIN_ALLOWED_HOSTS")
 
 
 class _DrainRecorder(http.server.BaseHTTPRequestHandler):
-    seen: list[tuple[str, str | None]] = []  # noqa: RUF012 - one test writes, then reads
+    seen: list[tuple[str, str, str | None, str | None, str | None]] = []  # noqa: RUF012 - one test writes, reads
 
-    def do_GET(self) -> None:
-        self.seen.append((self.path, self.headers.get("Authorization")))
+    def do_POST(self) -> None:
+        headers = self.headers
+        self.seen.append((self.command, self.path, headers["Authorization"], headers["Content-Type"], headers["Host"]))
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
@@ -246,8 +289,9 @@ def drain_server() -> Iterator[http.server.HTTPServer]:
     server.server_close()
 
 
-def test_exec_prestop_hook_sends_the_token_to_drain(drain_server: http.server.HTTPServer) -> None:
-    objs = render(admin={"existingSecret": "ops-admin"})
+@pytest.mark.parametrize("admin", [{}, {"existingSecret": "ops-admin"}], ids=["generated token", "existing Secret"])
+def test_exec_prestop_hook_posts_the_token_to_drain(drain_server: http.server.HTTPServer, admin: Obj) -> None:
+    objs = render(admin=admin)
     command = container(objs)["lifecycle"]["preStop"]["exec"]["command"]
     port = drain_server.server_address[1]
     hook_env = {
@@ -256,9 +300,12 @@ def test_exec_prestop_hook_sends_the_token_to_drain(drain_server: http.server.HT
         "MQ_DRAIN_TIMEOUT_S": "5",
         "PATH": os.environ.get("PATH", ""),
     }
-    # The image's python3 is the venv's; here the test's interpreter stands in for it.
-    subprocess.run([sys.executable, *command[1:]], env=hook_env, check=True, timeout=30)
-    assert _DrainRecorder.seen == [(DRAIN_PATH, "Bearer from-secret")]
+    # The image's mq-service is the venv's; here the test's interpreter runs the same entry point.
+    assert command == ["mq-service", "drain"]
+    hook_env["PYTHONPATH"] = str(ROOT)
+    subprocess.run([sys.executable, "-m", "service", "drain"], env=hook_env, check=True, timeout=30)
+    # POST, JSON, to a loopback Host: what the admin API's guards let through.
+    assert _DrainRecorder.seen == [("POST", DRAIN_PATH, "Bearer from-secret", "application/json", f"127.0.0.1:{port}")]
 
 
 def test_token_and_existing_secret_together_are_refused() -> None:
@@ -561,7 +608,9 @@ def test_s3_values_become_settings_the_service_accepts() -> None:
     )
     variables = env(objs)
     assert variables["AWS_ENDPOINT_URL_S3"] == "https://bucket.vpce-0123.s3.eu-west-1.vpce.amazonaws.com"
-    settings = Settings.from_env({k: v for k, v in variables.items() if k.startswith("MQ_") and isinstance(v, str)})
+    settings = Settings.from_env(
+        {k: kubelet_expanded(v) for k, v in variables.items() if k.startswith("MQ_") and isinstance(v, str)}
+    )
     assert (settings.s3_bucket, settings.s3_prefix, settings.s3_threshold_bytes) == ("orders-payloads", "orders/", 0)
     assert not settings.s3_delete_payloads
     assert not settings.s3_legacy_attribute

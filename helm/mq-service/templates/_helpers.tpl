@@ -51,13 +51,23 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
-{{/* The Secret holding MQ_ADMIN_TOKEN, or "" when no token is configured. */}}
+{{/* The Secret holding MQ_ADMIN_TOKEN: admin.existingSecret, or the chart's own (given or generated token). */}}
 {{- define "mq-service.adminSecretName" -}}
 {{- if .Values.admin.existingSecret }}
 {{- .Values.admin.existingSecret }}
-{{- else if .Values.admin.token }}
+{{- else }}
 {{- printf "%s-admin" (include "mq-service.fullname" .) }}
 {{- end }}
+{{- end }}
+
+{{/* MQ_ADMIN_ALLOWED_HOSTS: loopback, the pod's IP, the Service's names in the pod's namespace, admin.allowedHosts. */}}
+{{- define "mq-service.allowedHosts" -}}
+{{- $service := include "mq-service.fullname" . }}
+{{- $hosts := list "localhost" "127.0.0.1" "::1" "$(K8S_POD_IP)" $service }}
+{{- range list "$(K8S_NAMESPACE_NAME)" "$(K8S_NAMESPACE_NAME).svc" "$(K8S_NAMESPACE_NAME).svc.cluster.local" }}
+{{- $hosts = append $hosts (printf "%s.%s" $service .) }}
+{{- end }}
+{{- join "," (concat $hosts .Values.admin.allowedHosts) }}
 {{- end }}
 
 {{- define "mq-service.adminSecretKey" -}}
@@ -65,7 +75,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/*
-Pod grace period: the preStop GET /drain may take drain.timeoutSeconds; the receive calls still in flight then
+Pod grace period: the preStop POST /drain may take drain.timeoutSeconds; the receive calls still in flight then
 get until the same deadline, or consumer.waitTimeSeconds + 5 s if that is later, to return and hand back what
 they bring; then the process needs a few seconds to exit. Anything tighter gets the pod SIGKILLed mid-drain.
 */}}
@@ -110,6 +120,11 @@ they bring; then the process needs a few seconds to exit. Anything tighter gets 
 {{- end }}
 {{- if and .Values.admin.token .Values.admin.existingSecret }}
 {{- fail "admin.token and admin.existingSecret are both set: give the token one way only" }}
+{{- end }}
+{{- with .Values.admin.token }}
+{{- if or (lt (len .) 16) (not (regexMatch "^[!-~]+$" .)) }}
+{{- fail "admin.token must be at least 16 visible ASCII characters (no spaces, control or non-ASCII characters), as the service requires; leave it empty to have the chart generate one" }}
+{{- end }}
 {{- end }}
 {{- if and .Values.keda.enabled (not .Values.keda.triggerAuthentication.create) (not .Values.keda.triggerAuthentication.name) }}
 {{- fail "keda.triggerAuthentication.create is false: set keda.triggerAuthentication.name to an existing TriggerAuthentication" }}

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
 from starlette.requests import Request
-from starlette.responses import Response
 
 from service.app.admin.auth import BearerGuard
-from service.app.admin.errors import error_doc, error_response
+from service.app.admin.bodies import MAX_JSON_DEPTH, read_json
+from service.app.admin.errors import Refused, error_doc
 from service.app.admin.openapi import JSON
 from service.app.admin.problems import describe_error
 from service.errors import SQSError
@@ -19,31 +18,9 @@ from service.errors import SQSError
 MAX_BODY_BYTES = 64 * 1024
 
 
-class Refused(Exception):
-    """A request refused with a 4xx (or an upstream 5xx) and a JSON message."""
-
-    def __init__(self, status: int, message: str, *, problems: Sequence[Mapping[str, Any]] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.problems = problems
-
-    def response(self) -> Response:
-        """The JSON answer, in the admin API's one error shape."""
-        return error_response(self.status, str(self), problems=self.problems)
-
-
 async def read_body(request: Request, schema: dict[str, Any]) -> dict[str, Any]:
     """The request's JSON object checked against `schema`; an empty body is `{}`. Raises Refused."""
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise Refused(413, f"the request body is larger than {MAX_BODY_BYTES} bytes")
-    if not raw.strip():
-        data: Any = {}
-    else:
-        try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            raise Refused(400, f"the request body is not valid JSON: {exc}") from exc
+    data = await read_json(request, MAX_BODY_BYTES, empty={})
     problems = [_where(error) + describe_error(error) for error in Draft202012Validator(schema).iter_errors(data)]
     if problems:
         raise Refused(422, "invalid request: " + "; ".join(sorted(problems)))
@@ -71,7 +48,7 @@ def operation(
     if body is not None:
         # An empty body reads as {}: it may be left out unless the schema requires a field.
         result["requestBody"] = {"required": bool(body.get("required")), "content": {JSON: {"schema": body}}}
-        result["responses"].setdefault("400", error_doc("The body is not JSON."))
+        result["responses"].setdefault("400", error_doc(f"The body is not JSON, or nested over {MAX_JSON_DEPTH} deep."))
         result["responses"].setdefault("413", error_doc(f"The body is larger than {MAX_BODY_BYTES} bytes."))
-        result["responses"].setdefault("422", error_doc("The body does not match the schema."))
+        result["responses"].setdefault("422", error_doc("The body does not match the schema, or holds NaN/Infinity."))
     return guard.document(result)

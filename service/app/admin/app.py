@@ -2,6 +2,10 @@
 
 A route group is a function `(service, guard) -> RouteGroup`: its routes, their OpenAPI path items and the
 components they use. `create_app(service, groups=[...])` plugs in more groups the same way as the built-in ones.
+
+Every group shares the same guards, so a route added later gets them too: the Host allow-list and the JSON error
+shield around the whole app, the guard (same-origin, token, JSON content) around each protected endpoint, and one
+bounded body reader (bodies.py) for every body.
 """
 
 from __future__ import annotations
@@ -10,17 +14,20 @@ from collections.abc import Callable, Sequence
 from functools import partial
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from service.app.admin import dlq, operator, pages
 from service.app.admin.auth import BearerGuard
 from service.app.admin.drain import drain_group
 from service.app.admin.errors import EXCEPTION_HANDLERS, errors_group
+from service.app.admin.hosts import HostAllowList, HostGuard, default_allowed_hosts
 from service.app.admin.metrics import MetricsRenderer, metrics_group
 from service.app.admin.openapi import RouteGroup, openapi_group
 from service.app.admin.probes import Liveness, probes_group
 from service.app.admin.protocol import AdminService
 from service.app.admin.publish import publish_group, queue_publish_groups
 from service.app.admin.queue_routes import queue_routes_group
+from service.app.admin.shield import ErrorShield
 from service.app.admin.status import status_group
 
 GroupFactory = Callable[[AdminService, BearerGuard], RouteGroup]
@@ -53,7 +60,13 @@ def create_app(
     built = [errors_group(), *(factory(service, guard) for factory in factories)]
     built.append(openapi_group(built))
     routes = [route for group in built for route in group.routes]
-    return Starlette(routes=routes, exception_handlers=dict(EXCEPTION_HANDLERS))
+    settings = service.settings
+    hosts = HostAllowList(settings.admin_allowed_hosts or default_allowed_hosts(settings.admin_host))
+    middleware = [Middleware(ErrorShield), Middleware(HostGuard, allowed=hosts)]
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers=dict(EXCEPTION_HANDLERS))
+    # A redirect to add a trailing slash is built from the Host header: none, so no Host is ever reflected.
+    app.router.redirect_slashes = False
+    return app
 
 
 def _operator_group(service: AdminService, guard: BearerGuard) -> RouteGroup:

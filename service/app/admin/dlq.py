@@ -8,9 +8,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from service.app.admin.actions import Refused, operation, read_body, upstream
+from service.app.admin.actions import operation, read_body, upstream
 from service.app.admin.auth import BearerGuard
-from service.app.admin.errors import error_doc
+from service.app.admin.bodies import query_integer
+from service.app.admin.errors import Refused, error_doc
 from service.app.admin.openapi import json_response
 from service.app.admin.operator import QUEUE, OperatorService
 from service.app.admin.problems import ERROR_KEY
@@ -63,7 +64,7 @@ class _Endpoints:
         """Peek at the DLQ."""
         operations = self._service.operations
         try:
-            limit = _limit(request.query_params.get("limit", str(MAX_PEEK)))
+            limit = query_integer(request, "limit", default=MAX_PEEK, low=1, high=MAX_PEEK)
             dlq = await _dead_letter_queue(self._service)
             messages = await operations.peek(limit)
         except Refused as refused:
@@ -122,12 +123,6 @@ class _Endpoints:
         if task is None:
             raise Refused(409, "no redrive is running")
         return task.as_dict()
-
-
-def _limit(raw: str) -> int:
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PEEK:
-        raise Refused(422, f"limit: must be an integer from 1 to {MAX_PEEK}, not {raw!r}")
-    return int(raw)
 
 
 async def _dead_letter_queue(service: OperatorService) -> dict[str, Any]:

@@ -1,4 +1,7 @@
-"""`GET|POST /drain`: stop the service gracefully, answering when done (Kubernetes' preStop hook sends GET)."""
+"""`POST /drain`: stop the service gracefully, answering when done (the chart's preStop hook sends it).
+
+POST only: a state change never comes from GET or HEAD (a link checker, a monitor, an `<img>` on another site).
+"""
 
 from __future__ import annotations
 
@@ -33,5 +36,5 @@ def drain_group(service: AdminService, guard: BearerGuard) -> RouteGroup:
         responses = {"200": json_response("The shutdown summary of the pipeline and the publisher.", _SUMMARY)}
         return guard.document({"summary": summary, "responses": responses})
 
-    route = Route("/drain", guard(drain), methods=["GET", "POST"])
-    return RouteGroup([route], {"/drain": {"get": operation(), "post": operation()}})
+    route = Route("/drain", guard(drain), methods=["POST"])
+    return RouteGroup([route], {"/drain": {"post": operation()}})

@@ -54,6 +54,27 @@ def error_response(
     return _AsciiJSONResponse(content, status_code=status, headers=headers)
 
 
+class Refused(Exception):
+    """A request refused with a 4xx (or an upstream 5xx) and a JSON message."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        problems: Sequence[Mapping[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.problems = problems
+        self.headers = headers
+
+    def response(self) -> Response:
+        """The JSON answer, in the admin API's one error shape."""
+        return error_response(self.status, str(self), problems=self.problems, headers=self.headers)
+
+
 def error_doc(description: str) -> dict[str, Any]:
     """The OpenAPI response object of an error."""
     return json_response(description, ref("Error"))

@@ -15,6 +15,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 JSON = "application/json"
+_ERROR = {"$ref": "#/components/schemas/Error"}
+_STATE_CHANGING = ("post", "put", "delete", "patch")
+# What the shared guards answer on any route: the Host allow-list everywhere (hosts.py), the content type on a
+# state change (auth.py).
+_MISDIRECTED = "The Host header names no host this admin API answers to (MQ_ADMIN_ALLOWED_HOSTS)."
+_NOT_JSON = "The request has a body that is not Content-Type: application/json."
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,7 @@ def document(groups: Sequence[RouteGroup]) -> dict[str, Any]:
         for path, item in group.paths.items():
             if path in paths:
                 raise ValueError(f"two route groups describe {path}")
-            paths[path] = dict(item)
+            paths[path] = {method: _with_guards(method, operation) for method, operation in item.items()}
         for kind, named in group.components.items():
             components.setdefault(kind, {}).update(named)
     return {
@@ -58,6 +64,15 @@ def document(groups: Sequence[RouteGroup]) -> dict[str, Any]:
         "paths": paths,
         "components": components,
     }
+
+
+def _with_guards(method: str, operation: Mapping[str, Any]) -> dict[str, Any]:
+    """The operation with the answers of the guards every route passes through."""
+    responses = dict(operation["responses"])
+    responses.setdefault("421", json_response(_MISDIRECTED, _ERROR))
+    if method in _STATE_CHANGING:
+        responses.setdefault("415", json_response(_NOT_JSON, _ERROR))
+    return {**operation, "responses": responses}
 
 
 def openapi_group(groups: Sequence[RouteGroup]) -> RouteGroup:

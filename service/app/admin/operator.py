@@ -9,9 +9,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from service.app.admin.actions import Refused, operation, read_body, upstream
+from service.app.admin.actions import operation, read_body, upstream
 from service.app.admin.auth import BearerGuard
-from service.app.admin.errors import error_doc
+from service.app.admin.errors import Refused, error_doc
 from service.app.admin.openapi import json_response
 from service.app.operations import ERRORS_KEPT
 from service.errors import SQSError
@@ -122,6 +122,8 @@ class _Endpoints:
             return JSONResponse({"max_messages_per_s": server.rate_limit})
         try:
             asked = await read_body(request, LIMITS_BODY)
+            if self._service.draining:
+                raise Refused(409, "the service is draining: it receives nothing more")
         except Refused as refused:
             self._service.operations.audit("limits", None, f"refused: {refused}", refused.status)
             return refused.response()
@@ -165,7 +167,9 @@ def path_items(guard: BearerGuard) -> dict[str, Any]:
         },
         "/limits": {
             "get": operation(guard, "The rate limit.", {"200": limits}),
-            "put": operation(guard, "Set or remove the rate limit.", {"200": limits}, body=LIMITS_BODY),
+            "put": operation(
+                guard, "Set or remove the rate limit.", {"200": limits, "409": draining}, body=LIMITS_BODY
+            ),
         },
         "/queues": {"get": operation(guard, "The queues' depths.", _QUEUES_RESPONSES)},
         "/errors": {

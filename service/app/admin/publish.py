@@ -15,7 +15,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from service.app.admin.auth import BearerGuard
-from service.app.admin.errors import error_doc, error_response
+from service.app.admin.bodies import MAX_JSON_DEPTH, read_json
+from service.app.admin.errors import Refused, error_doc, error_response
 from service.app.admin.openapi import JSON, RouteGroup, json_response, ref
 from service.app.admin.protocol import AdminService
 from service.app.admin.publish_schema import QueueKind, RequestValidator, request_schema
@@ -40,12 +41,6 @@ _INVALID = 422
 _DRAINING = "the service is draining: it publishes nothing more"
 
 
-class _Rejected(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 def queue_kind(publisher: Publisher) -> QueueKind:
     """What the publish queue accepts (known once the Publisher started)."""
     return QueueKind(fifo=publisher.fifo, content_based_deduplication=bool(publisher.content_based_deduplication))
@@ -65,9 +60,9 @@ def publish_group(
         if service.draining:
             return error_response(503, _DRAINING)
         try:
-            data = await _read_json(request, limit)
-        except _Rejected as rejected:
-            return error_response(rejected.status, str(rejected))
+            data = await read_json(request, limit)
+        except Refused as refused:
+            return refused.response()
         problems = validator.problems(data)
         if problems:
             return error_response(_INVALID, "invalid request", problems=problems)
@@ -91,27 +86,6 @@ def queue_publish_groups(service: AdminService, guard: BearerGuard) -> RouteGrou
         {path: item for group in groups for path, item in group.paths.items()},
         {"schemas": _SCHEMAS, **guard.components()},
     )
-
-
-async def _read_json(request: Request, limit: int) -> Any:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _Rejected(413, f"the request body is larger than {limit} bytes")
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > limit:
-            raise _Rejected(413, f"the request body is larger than {limit} bytes")
-    if not raw.strip():
-        raise _Rejected(400, "the request has no body: send a JSON object")
-    try:
-        return json.loads(raw, parse_constant=_no_constant)
-    except ValueError as exc:
-        raise _Rejected(400, f"the request body is not valid JSON: {exc}") from exc
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 async def _send(publisher: Publisher, data: dict[str, Any]) -> Response:
@@ -226,10 +200,11 @@ def _operation(kind: QueueKind, max_batch: int, limit: int) -> dict[str, Any]:
     responses = {
         "200": json_response("Every message was stored by SQS.", _either("Published", "BatchOutcome")),
         "207": json_response("A batch of which some messages were stored and some failed.", ref("BatchOutcome")),
-        "400": error_doc("The body is empty or not JSON."),
+        "400": error_doc(f"The body is empty, not JSON, or nested over {MAX_JSON_DEPTH} deep."),
         "413": error_doc(f"The body is over {limit} bytes."),
         "422": json_response(
-            "The request does not match the schema, or a message breaks SQS's rules (its size included): "
+            "The request does not match the schema or holds NaN/Infinity, or a message breaks SQS's rules "
+            "(its size included): "
             "nothing was sent. Or SQS refused every message as the sender's fault.",
             _either("Error", "NotPublished", "BatchOutcome"),
         ),

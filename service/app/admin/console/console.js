@@ -70,7 +70,8 @@ function text(id, value) {
 }
 
 function when(epochSeconds) {
-  return epochSeconds ? new Date(epochSeconds * 1000).toLocaleTimeString() : "";
+  // With the date: an error table may hold errors from several days.
+  return epochSeconds ? new Date(epochSeconds * 1000).toLocaleString() : "";
 }
 
 // ---- status, counters, chart ----------------------------------------------------------------------------
@@ -81,6 +82,10 @@ async function refreshStatus() {
   for (const name of ["received", "handled", "failed", "deleted", "rejected"]) text(name, pipeline[name]);
   const capacity = (status.settings || {}).concurrency;
   text("in-flight", `${status.in_flight} / ${capacity}`);
+  const interval = (status.settings || {}).deletion_interval_s;
+  const visibility = (status.settings || {}).visibility_timeout;
+  const seconds = interval ?? (visibility ? Math.min(10, visibility / 2) : null);
+  if (seconds) $("deletion-interval").textContent = `${seconds} s (MQ_DELETION_INTERVAL_S)`;
   text("ready", status.ready ? "yes" : "no");
   const state = status.draining ? "draining" : status.paused ? "paused" : status.alive ? "running" : "down";
   const badge = $("state");
@@ -121,7 +126,8 @@ function drawChart() {
   ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
   ctx.clearRect(0, 0, width, height);
   const lines = rates();
-  const top = Math.max(1, ...lines.flat());
+  const axis = niceAxis(Math.max(...lines.flat(), 0));
+  const top = axis.top;
   const pad = { left: 36, right: 8, top: 10, bottom: 18 };
   const plotW = width - pad.left - pad.right;
   const plotH = height - pad.top - pad.bottom;
@@ -135,7 +141,7 @@ function drawChart() {
     ctx.moveTo(pad.left, y);
     ctx.lineTo(width - pad.right, y);
     ctx.stroke();
-    ctx.fillText(formatRate(top * fraction), 2, y + 4);
+    ctx.fillText((top * fraction).toFixed(axis.decimals), 2, y + 4);
   }
   ctx.fillText("last 5 min, messages/s", pad.left, height - 4);
   const step = plotW / Math.max(1, CHART_SAMPLES - 1);
@@ -163,6 +169,17 @@ function drawChart() {
   }));
 }
 
+// The axis's top: 1, 2 or 5 times a power of ten, at least the highest rate; every label with the same
+// decimals, those its middle tick needs (0.0 / 0.5 / 1.0, 0.0 / 2.5 / 5.0, 0 / 10 / 20, 0 / 250 / 500).
+function niceAxis(highest) {
+  const wanted = Math.max(highest, 1);
+  const power = 10 ** Math.floor(Math.log10(wanted));
+  const top = [1, 2, 5, 10].map((m) => m * power).find((value) => value >= wanted);
+  let decimals = 0;
+  while (Math.abs((top / 2) * 10 ** decimals - Math.round((top / 2) * 10 ** decimals)) > 1e-9) decimals += 1;
+  return { top, decimals };
+}
+
 function formatRate(value) {
   return value >= 10 ? value.toFixed(0) : value.toFixed(1);
 }
@@ -187,10 +204,11 @@ async function refreshQueues() {
   $("redrive").disabled = !queues.dead_letter_queue || redriveRunning;
 }
 
-function cell(value, className) {
+function cell(value, className, label) {
   const td = document.createElement("td");
   td.textContent = value;
   if (className) td.className = className;
+  if (label) td.dataset.label = label; // shown before the value where the table stacks (phone width)
   return td;
 }
 
@@ -212,11 +230,11 @@ async function peek() {
     const tr = document.createElement("tr");
     const attributes = Object.entries(m.message_attributes).map(([k, v]) => `${k}=${v.StringValue ?? ""}`).join(", ");
     tr.append(
-      cell(m.message_id, "id"),
-      cell(m.body + (m.body_truncated ? ` … (${m.body_length} characters)` : ""), "body"),
-      cell(m.receive_count),
-      cell(m.sent_at ? new Date(m.sent_at).toLocaleString() : ""),
-      cell(attributes),
+      cell(m.message_id, "id", "message id"),
+      cell(m.body + (m.body_truncated ? ` … (${m.body_length} characters)` : ""), "body", "body"),
+      cell(m.receive_count, "", "receives"),
+      cell(m.sent_at ? new Date(m.sent_at).toLocaleString() : "", "", "sent"),
+      cell(attributes, "", "attributes"),
     );
     return tr;
   });
@@ -248,14 +266,34 @@ async function refreshRedrive() {
   showRedrive(await api("GET", "/dlq/redrive"));
 }
 
+// One group per message, newest first, with its last error: a message failing three times is one row, 3 attempts.
+function groupErrors(errors) {
+  const groups = new Map();
+  for (const e of errors) {
+    const group = groups.get(e.message_id);
+    if (!group) groups.set(e.message_id, { ...e, attempts: 1 });
+    else {
+      group.attempts += 1;
+      if (e.at > group.at) Object.assign(group, { ...e, attempts: group.attempts });
+    }
+  }
+  return [...groups.values()].sort((a, b) => b.at - a.at);
+}
+
 async function refreshErrors() {
   const answer = await api("GET", "/errors");
-  const items = answer.errors.map((e) => {
+  const items = groupErrors(answer.errors).map((e) => {
     const tr = document.createElement("tr");
-    tr.append(cell(when(e.at)), cell(e.message_id, "id"), cell(`${e.error_type}: ${e.error}`, "body"), cell(e.receive_count));
+    tr.append(
+      cell(when(e.at), "", "last failed"),
+      cell(e.route ?? "(no route)", "", "route"),
+      cell(`${e.error_type}: ${e.error}`, "body", "error"),
+      cell(e.attempts, "", "attempts"),
+      cell(e.message_id, "id", "message id"),
+    );
     return tr;
   });
-  rows($("error-rows"), items, 4, "None.");
+  rows($("error-rows"), items, 5, "None.");
 }
 
 // ---- actions ------------------------------------------------------------------------------------------
