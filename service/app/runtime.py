@@ -317,13 +317,15 @@ class Runtime:
             for server in alive:
                 server.hurry()
         elif alive:
-            longest_s = max(server.settings.wait_time_seconds for server in alive) + RECEIVE_ANSWER_MARGIN_S
+            wait_s = max(server.settings.wait_time_seconds for server in alive)
+            longest_s = wait_s + RECEIVE_ANSWER_MARGIN_S
             polling = sum(server.polling for server in alive)
             _log.info(
-                "waiting up to %g s for %d receive calls in flight (long polls of MQ_WAIT_TIME_SECONDS) to "
+                "waiting up to %g s for %d receive calls in flight (long polls of MQ_WAIT_TIME_SECONDS=%d s) to "
                 "return and hand back what they bring; send the signal again to stop now",
                 longest_s,
                 polling,
+                wait_s,
                 extra={"polling": polling, "at_most_s": longest_s},
             )
         for server in self.servers:

@@ -87,4 +87,4 @@ async def test_a_one_queue_service_has_its_queue_under_its_name(make_queue: Queu
         assert (await service.client.post("/resume")).json()["paused"] is False
         paths = (await service.client.get("/openapi.json")).json()["paths"]
         assert {"/queues/{name}/pause", "/queues/{name}/dlq/redrive", "/queues/{name}"} <= set(paths)
-        assert paths["/queues/{name}/pause"]["parameters"][0]["schema"]["enum"] == [name]
+        assert paths["/queues/{name}/pause"]["post"]["parameters"][0]["schema"]["enum"] == [name]

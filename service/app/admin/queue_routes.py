@@ -71,10 +71,11 @@ def _path_items(guard: BearerGuard, names: list[str]) -> dict[str, Any]:
         item = copy.deepcopy(own[target])
         for method in item.values():
             method["summary"] = f"{method['summary']} (for one queue)"
+            method["parameters"] = [parameter, *method.get("parameters", [])]
             responses = method["responses"]
             if "404" in responses:
                 responses["404"]["description"] += " Or no queue has this name."
             else:
                 responses["404"] = error_doc("No queue has this name.")
-        items[f"/queues/{{name}}{suffix}"] = {"parameters": [parameter], **item}
+        items[f"/queues/{{name}}{suffix}"] = item
     return items
