@@ -29,7 +29,11 @@ _HOST_NAME = re.compile(r"^(\*|\.?[A-Za-z0-9_.-]+|[0-9A-Fa-f:.]+|\[[0-9A-Fa-f:.]
 MIN_TOKEN_LENGTH = 16
 _VERBATIM = ("MQ_ADMIN_TOKEN",)
 # The routes the token guards (tests/app/test_admin.py checks this against the admin API's own document).
-GUARDED_ROUTES = "/status /publish /drain /pause /resume /limits /queues /errors /dlq/messages /dlq/redrive"
+GUARDED_ROUTES = (
+    "/status /publish /drain /pause /resume /limits /queues /errors /dlq/messages /dlq/redrive /queues/{name} "
+    "/queues/{name}/pause /queues/{name}/resume /queues/{name}/limits /queues/{name}/errors "
+    "/queues/{name}/dlq/messages /queues/{name}/dlq/redrive"
+)
 
 Parser = Callable[[str, str], Any]  # (where the value came from, raw text) -> value
 

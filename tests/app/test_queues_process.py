@@ -44,5 +44,5 @@ async def test_make_run_with_a_table_creates_its_queues_on_the_embedded_server(t
 
         await eventually(handled)
         assert (await service.client.get("/readyz")).json() == {"ready": True}
-        assert (await service.client.get("/drain")).status_code == 200
+        assert (await service.client.post("/drain")).status_code == 200
         assert await service.exit_code(15) == 0
