@@ -13,8 +13,10 @@ from dataclasses import replace
 from typing import TextIO, cast
 
 from service.app.config import ENV_VARIABLES, Settings, flag_for, load_handler, setting_help
+from service.app.consumers import QueueSpec
 from service.app.listener import bind_admin
 from service.app.logs import setup_logging
+from service.app.queues import CONFIG_VARIABLE, QueueTable, read_table
 from service.app.runtime import Runtime
 from service.consumer.batching import AnyHandler
 from service.errors import ConfigError
@@ -44,6 +46,13 @@ def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         description="Run the service. Each flag has an MQ_* environment variable of the same name "
         "(--queue-url: MQ_QUEUE_URL); a flag wins over its variable. "
         "With no queue URL, an embedded local SQS server is started.",
+    )
+    run.add_argument(
+        "--config",
+        dest="config",
+        metavar="FILE",
+        help=f"a TOML file: the service's settings and a [[queues]] table per queue (docs/service.md); "
+        f"variable {CONFIG_VARIABLE}",
     )
     for name, variable in ENV_VARIABLES.items():
         text = f"{setting_help(name)}; variable {variable}"
@@ -77,18 +86,25 @@ def main(
     if args.command == "drain":
         return drain_local(os.environ if environ is None else environ)
     overrides = {name: value for name, value in vars(args).items() if name.startswith("MQ_") and value is not None}
+    environ = os.environ if environ is None else environ
     try:
-        settings = Settings.from_env(os.environ if environ is None else environ, overrides)
-        handler = load_handler(settings.handler)
+        table = read_table(environ, overrides, args.config or "")
+        settings = table.settings
+        handlers = {
+            queue.name: load_handler(queue.settings.handler, variable=_handler_source(table, queue.name))
+            for queue in table.queues
+        }
         loop_factory = event_loop_factory(settings.event_loop)
     except ConfigError as exc:
         return _config_error(exc)
-    telemetry = Telemetry.from_env(os.environ if environ is None else environ, export=settings.tracing_export)
+    telemetry = Telemetry.from_env(environ, export=settings.tracing_export)
     setup_logging(level=settings.log_level, log_format=settings.log_format, filters=[TraceContextLogFilter()])
     telemetry.install()
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
-            return runner.run(serve(settings, handler, hooks=hooks or telemetry.hooks))
+            if table.path:
+                return runner.run(serve_table(table, handlers, hooks=hooks or telemetry.hooks))
+            return runner.run(serve(settings, handlers[table.queues[0].name], hooks=hooks or telemetry.hooks))
     except ConfigError as exc:
         return _config_error(exc)
     except KeyboardInterrupt:  # Ctrl-C before the Runtime took the signals, or after it let them go
@@ -99,6 +115,11 @@ def main(
         return 1
     finally:
         telemetry.shutdown()
+
+
+def _handler_source(table: QueueTable, name: str) -> str:
+    """Where a queue's handler was configured, for the error that refuses it."""
+    return f"{table.path}: [[queues]] {name}: handler" if table.path else ENV_VARIABLES["handler"]
 
 
 def drain_local(environ: Mapping[str, str]) -> int:
@@ -164,6 +185,51 @@ async def serve(
             out=out,
             notes=() if local is None else local.describe(),
             ephemeral_queue=local is not None,
+        )
+        return await runtime.run()
+    finally:
+        if local is not None:
+            await asyncio.to_thread(local.stop)
+
+
+async def serve_table(
+    table: QueueTable,
+    handlers: Mapping[str, AnyHandler],
+    *,
+    hooks: Hooks | HooksFactory | None = None,
+    handle_signals: bool = True,
+    out: TextIO | None = None,
+) -> int:
+    """Run the service on the queue table's queues, each with its handler; with no queue URL, on an embedded local
+    SQS server with the table's queues (each with a dead-letter queue). Returns the exit code."""
+    settings = table.settings
+    if table.embedded:
+        bind_admin(settings.admin_host, settings.admin_port).close()
+    local = LocalSQS(bucket=settings.s3_bucket or BUCKET_NAME, queue_names=table.names) if table.embedded else None
+    try:
+        if local is not None:
+            await local.start()
+            settings = replace(settings, s3_bucket=local.bucket)
+        specs = [
+            QueueSpec(
+                queue.name,
+                queue.url or (local.queue_urls[queue.name] if local is not None else ""),
+                queue.settings if local is None else replace(queue.settings, s3_bucket=local.bucket),
+                handlers[queue.name],
+                queue.weight,
+            )
+            for queue in table.queues
+        ]
+        runtime = Runtime(
+            settings,
+            specs[0].handler,
+            queues=specs,
+            max_in_flight=table.max_in_flight,
+            ephemeral_queue=local is not None,
+            hooks=hooks,
+            handle_signals=handle_signals,
+            out=out,
+            notes=() if local is None else local.describe(),
         )
         return await runtime.run()
     finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, cast
 
@@ -29,7 +29,11 @@ _HOST_NAME = re.compile(r"^(\*|\.?[A-Za-z0-9_.-]+|[0-9A-Fa-f:.]+|\[[0-9A-Fa-f:.]
 MIN_TOKEN_LENGTH = 16
 _VERBATIM = ("MQ_ADMIN_TOKEN",)
 # The routes the token guards (tests/app/test_admin.py checks this against the admin API's own document).
-GUARDED_ROUTES = "/status /publish /drain /pause /resume /limits /queues /errors /dlq/messages /dlq/redrive"
+GUARDED_ROUTES = (
+    "/status /publish /drain /pause /resume /limits /queues /errors /dlq/messages /dlq/redrive /queues/{name} "
+    "/queues/{name}/pause /queues/{name}/resume /queues/{name}/limits /queues/{name}/errors "
+    "/queues/{name}/dlq/messages /queues/{name}/dlq/redrive"
+)
 
 Parser = Callable[[str, str], Any]  # (where the value came from, raw text) -> value
 
@@ -91,13 +95,19 @@ class Settings:
 
         An empty value counts as unset. Raises ConfigError naming the variable (or flag) and what is allowed.
         """
-        values: dict[str, Any] = {}
-        for name, variable in ENV_VARIABLES.items():
-            source, raw = _lookup(variable, environ, overrides or {})
-            if raw:
-                values[name] = _PARSERS[name](source, raw)
-        settings = cls(**values)
-        settings._check_together(overrides or {})
+        return cls.from_layers([env_layer(environ), flag_layer(overrides or {})])
+
+    @classmethod
+    def from_layers(cls, layers: Sequence[Layer]) -> Settings:
+        """Parse raw values from `layers` (each: field -> (where it came from, raw text)); later layers win.
+
+        An empty value counts as unset. Raises ConfigError naming where the value came from and what is allowed.
+        """
+        chosen: dict[str, tuple[str, str]] = {}
+        for layer in layers:
+            chosen.update({name: (where, raw) for name, (where, raw) in layer.items() if raw})
+        settings = cls(**{name: _PARSERS[name](where, raw) for name, (where, raw) in chosen.items()})
+        settings._check_together({name: where for name, (where, _) in chosen.items()})
         return settings
 
     @property
@@ -117,7 +127,7 @@ class Settings:
         from the library's: concurrency 10 and 20 s long polls, as a production consumer wants)."""
         return ServerSettings(**{name: getattr(self, name) for name in _SERVER_FIELDS})
 
-    def _check_together(self, overrides: Mapping[str, str]) -> None:
+    def _check_together(self, sources: Mapping[str, str]) -> None:
         """The rules that tie settings together are ServerSettings' own: checked there, reported by variable."""
         try:
             self.server_settings()
@@ -125,7 +135,26 @@ class Settings:
             allowed = error.allowed
             for name in _SERVER_FIELDS:
                 allowed = allowed.replace(name, ENV_VARIABLES[name])
-            raise ConfigError(_where(ENV_VARIABLES[error.name], overrides), error.value, allowed) from error
+            where = sources.get(error.name, ENV_VARIABLES[error.name])
+            raise ConfigError(where, error.value, allowed) from error
+
+
+Layer = Mapping[str, tuple[str, str]]
+"""Raw settings from one source: field -> (where the value came from, raw text)."""
+
+
+def env_layer(environ: Mapping[str, str]) -> Layer:
+    """The `MQ_*` variables of `environ`, by field."""
+    return {name: (variable, _trimmed(variable, environ.get(variable, ""))) for name, variable in ENV_VARIABLES.items()}
+
+
+def flag_layer(overrides: Mapping[str, str]) -> Layer:
+    """Flags (by variable name) as a layer: a flag is named with its variable in errors."""
+    return {
+        name: (_where(variable, overrides), _trimmed(variable, overrides[variable]))
+        for name, variable in ENV_VARIABLES.items()
+        if overrides.get(variable)
+    }
 
 
 def flag_for(variable: str) -> str:
@@ -155,13 +184,9 @@ def load_handler(path: str, *, variable: str = "MQ_HANDLER") -> AnyHandler:
     return cast(AnyHandler, target)
 
 
-def _lookup(variable: str, environ: Mapping[str, str], overrides: Mapping[str, str]) -> tuple[str, str]:
-    if overrides.get(variable):
-        source, raw = _where(variable, overrides), overrides[variable]
-    else:
-        source, raw = variable, environ.get(variable, "")
+def _trimmed(variable: str, raw: str) -> str:
     # A secret is taken as given: a blank or padded token is refused rather than quietly trimmed away.
-    return source, raw if variable in _VERBATIM else raw.strip()
+    return raw if variable in _VERBATIM else raw.strip()
 
 
 def _where(variable: str, overrides: Mapping[str, str]) -> str:

@@ -20,23 +20,27 @@ import socket
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import AsyncExitStack
+from functools import partial
 from typing import TYPE_CHECKING, Any, TextIO
 
 import uvicorn
 
+from service.aio.budget import Budget
 from service.app.admin import create_app
 from service.app.config import Settings
+from service.app.consumers import Consumer, QueueSpec
 from service.app.listener import bind_admin, serve_admin, warn_if_open
-from service.app.operations import Operations
+from service.app.queues import queue_name
 from service.consumer.batching import AnyHandler, BatchHandler
 from service.consumer.handler import Handler, as_handler
 from service.consumer.router import Router, wrap_handlers
 from service.consumer.server import RECEIVE_ANSWER_MARGIN_S, Server
 from service.errors import ConfigError
-from service.idempotency import Idempotent, idempotent, store_from_url
+from service.idempotency import Idempotent, Store, idempotent, store_from_url
 from service.idempotency.stores import redacted
 from service.payloads.payloads import S3Payloads
 from service.publishing.publisher import Publisher
+from service.sqs.local import QUEUE_NAME
 from service.telemetry.hooks import Hooks, HooksFactory
 
 if TYPE_CHECKING:
@@ -48,7 +52,8 @@ _log = logging.getLogger("service.runtime")
 
 
 class Runtime:
-    """Runs one consumer (Server), one Publisher and the admin API until drained and told to stop."""
+    """Runs a Server per queue (one, or the queue table's), one Publisher and the admin API until drained and told
+    to stop. `server` and `operations` are the first queue's: the routes of a one-queue service act on them."""
 
     def __init__(
         self,
@@ -56,6 +61,8 @@ class Runtime:
         handler: AnyHandler,
         *,
         queue_url: str | None = None,
+        queues: Sequence[QueueSpec] = (),
+        max_in_flight: int | None = None,
         hooks: Hooks | HooksFactory | None = None,
         handle_signals: bool = True,
         out: TextIO | None = None,
@@ -63,22 +70,36 @@ class Runtime:
         ephemeral_queue: bool = False,
     ) -> None:
         self.settings = settings
-        self.queue_url = queue_url or settings.queue_url
+        url = queue_url or settings.queue_url
+        specs = list(queues) or [QueueSpec(queue_name(url) if url else QUEUE_NAME, url, settings, handler)]
+        self.queue_url = specs[0].url
         self.publish_queue_url = settings.publish_queue_url or self.queue_url
-        if hooks is None or isinstance(hooks, Hooks):
-            self.hooks = hooks or Hooks()
-        else:
-            self.hooks = hooks(self.queue_url, self.publish_queue_url)
-        self.operations = Operations(
-            self.queue_url,
-            self.publish_queue_url,
-            on_action=self.hooks.operator_action,
-            instrument_client=self.hooks.instrument_client,
-        )
+        self.hooks = self._hooks_for(hooks, self.queue_url)
         self.payloads = _payloads(settings, self.hooks)
-        self.idempotency: Idempotent | None = None
-        self.server = self._server(handler)
-        self.publisher = self._publisher()
+        self.budget = None if max_in_flight is None else Budget(max_in_flight)
+        self.idempotency: Idempotent | None = None  # the first queue's guard (its counters in /status)
+        self._store = self._idempotency_store()
+        self.consumers: dict[str, Consumer] = {}
+        for index, spec in enumerate(specs):
+            self.consumers[spec.name] = Consumer(
+                spec,
+                publish_queue_url=self.publish_queue_url,
+                hooks=self.hooks if index == 0 else self._hooks_for(hooks, spec.url),
+                operator_hooks=self.hooks,
+                payloads=self.payloads,
+                budget=self.budget,
+                guard=None if self._store is None else partial(self._guarded, namespace=spec.name),
+                draining=lambda: self.draining,
+            )
+        first = next(iter(self.consumers.values()))
+        self.server = first.server
+        self.operations = first.operations
+        self.publisher = self._publisher(self.publish_queue_url)
+        self.publishers: dict[str, Publisher] = {}
+        if len(self.consumers) > 1:  # POST /queues/{name}/publish: the publish queue's Publisher where it is one
+            for name, consumer in self.consumers.items():
+                url = consumer.server.queue_url
+                self.publishers[name] = self.publisher if url == self.publish_queue_url else self._publisher(url)
         self.admin_url = ""
         self.crashed = False
         self._handle_signals = handle_signals
@@ -92,59 +113,57 @@ class Runtime:
         self._stop = asyncio.Event()
         self._components = AsyncExitStack()
 
-    def _server(self, handler: AnyHandler) -> Server:
-        """The consumer: the handler and the observer wrapped by telemetry, the operator's ring and S3 payloads."""
-        hooks, payloads = self.hooks, self.payloads
-        if hooks.wrap_handler is not None:
-            handler = wrap_handlers(handler, hooks.wrap_handler)
-        if self.settings.idempotency_store:  # inside the payload step: a body key hashes the body, not its pointer
-            handler = self._guarded(handler)
-        return Server(
-            self.queue_url,
-            handler if payloads is None else wrap_handlers(handler, payloads.wrap_handler, payloads.wrap_batch),
-            self.settings.server_settings(),
-            observer=[
-                self.operations.errors,
-                *([] if payloads is None else payloads.observers),
-                *([] if hooks.observer is None else [hooks.observer]),
-            ],
-            middleware=hooks.server_middleware,
-            batch_middleware=hooks.server_batch_middleware,
-            instrument_client=hooks.instrument_client,
-        )
+    def _hooks_for(self, hooks: Hooks | HooksFactory | None, queue_url: str) -> Hooks:
+        """The hooks for a queue: a factory is asked once per queue (each queue's metrics carry its name)."""
+        if hooks is None or isinstance(hooks, Hooks):
+            return hooks or Hooks()
+        return hooks(queue_url, self.publish_queue_url)
 
-    def _guarded(self, handler: AnyHandler) -> AnyHandler:
-        """`handler` under the idempotency guard: one guard (its counters in /status) for every route, batch
-        routes included."""
-        if isinstance(handler, BatchHandler):
-            guard = self.idempotency = self._guard(Router(fallback=handler))
-            return guard.guarding_batches(handler)
-        if isinstance(handler, Router) and handler.batching:
-            guard = self.idempotency = self._guard(handler)
-            return wrap_handlers(handler, guard.guarding, guard.guarding_batches)
-        guard = self.idempotency = self._guard(as_handler(handler))
-        return guard
+    @property
+    def servers(self) -> list[Server]:
+        """Every queue's Server, in the table's order."""
+        return [consumer.server for consumer in self.consumers.values()]
 
-    def _guard(self, handler: Handler) -> Idempotent:
-        """The idempotency guard around the handler (MQ_IDEMPOTENCY_*); keys are prefixed with the queue's name."""
+    def _idempotency_store(self) -> Store | None:
+        """The idempotency store (MQ_IDEMPOTENCY_STORE), shared by every queue's guard; None without one."""
         settings = self.settings
+        if not settings.idempotency_store:
+            return None
         try:
-            store = store_from_url(settings.idempotency_store)
+            return store_from_url(settings.idempotency_store)
         except ConfigError as error:  # the redis package is missing: say which variable asked for it
             raise ConfigError("MQ_IDEMPOTENCY_STORE", redacted(settings.idempotency_store), error.allowed) from error
-        return idempotent(
+
+    def _guarded(self, handler: AnyHandler, *, namespace: str) -> AnyHandler:
+        """`handler` under an idempotency guard: one guard per queue for every route, batch routes included."""
+        if isinstance(handler, BatchHandler):
+            guard = self._guard(Router(fallback=handler), namespace)
+            return guard.guarding_batches(handler)
+        if isinstance(handler, Router) and handler.batching:
+            guard = self._guard(handler, namespace)
+            return wrap_handlers(handler, guard.guarding, guard.guarding_batches)
+        return self._guard(as_handler(handler), namespace)
+
+    def _guard(self, handler: Handler, namespace: str) -> Idempotent:
+        """The idempotency guard around a queue's handler (MQ_IDEMPOTENCY_*); keys are prefixed with its name."""
+        settings = self.settings
+        assert self._store is not None
+        guard = idempotent(
             handler,
-            store,
+            self._store,
             key=settings.idempotency_key,
             expires_s=settings.idempotency_expires_s,
-            namespace=self.queue_url.rstrip("/").rsplit("/", 1)[-1],
+            namespace=namespace,
             observer=self.hooks.idempotency_observer,
         )
+        if self.idempotency is None:
+            self.idempotency = guard
+        return guard
 
-    def _publisher(self) -> Publisher:
-        """The Publisher behind /publish."""
+    def _publisher(self, queue_url: str) -> Publisher:
+        """A Publisher behind /publish (or /queues/{name}/publish)."""
         return Publisher(
-            self.publish_queue_url,
+            queue_url,
             publish_interval_s=self.settings.publish_interval_s,
             sqs_client=self.settings.sqs_client,
             observer=self.hooks.publish_observer,
@@ -192,14 +211,18 @@ class Runtime:
         return 1 if self.crashed else 0
 
     async def start(self) -> None:
-        """Start the large payloads' store (if configured), the operator's component, the Server and the Publisher."""
+        """Start the large payloads' store (if configured), each queue's operations and Server, and the Publisher."""
         if self.payloads is not None:  # closed after the Server's last deletions and the Publisher's last send
             await self._components.enter_async_context(self.payloads)
-        if self.idempotency is not None:  # closed once the Server stopped handling
-            self._components.push_async_callback(self.idempotency.store.close)
-        await self.operations.start()
-        await self.server.start()
+        if self._store is not None:  # closed once the Servers stopped handling
+            self._components.push_async_callback(self._store.close)
+        for consumer in self.consumers.values():
+            await consumer.operations.start()
+        for server in self.servers:
+            await server.start()
         await self.publisher.start()
+        for publisher in self._other_publishers():
+            await publisher.start()
 
     async def _start_admin(self, tasks: asyncio.TaskGroup, sock: socket.socket) -> uvicorn.Server:
         app = create_app(self, metrics=self.hooks.metrics)
@@ -217,9 +240,7 @@ class Runtime:
             "mq-service is running",
             f"  admin API:      {self.admin_url}  (/healthz /readyz /status /publish /drain /metrics /openapi.json)",
             f"  console:        {self.admin_url}/console",
-            f"  queue:          {self.queue_url}",
-            f"  publish queue:  {self.publish_queue_url}",
-            f"  handler:        {settings.handler}",
+            *self._queue_lines(),
             *self._notes,
             "  publish a message:",
             f"    {publish_command(self.admin_url, token=settings.admin_token is not None)}",
@@ -229,22 +250,41 @@ class Runtime:
         shown = {**settings.summary(), "queue_url": self.queue_url, "publish_queue_url": self.publish_queue_url}
         _log.info("running", extra={"admin_url": self.admin_url, "settings": shown})
 
+    def _queue_lines(self) -> list[str]:
+        """The banner's lines on the queues: as ever for one queue, a line per queue for several."""
+        if len(self.consumers) == 1:
+            return [
+                f"  queue:          {self.queue_url}",
+                f"  publish queue:  {self.publish_queue_url}",
+                f"  handler:        {self.settings.handler}",
+            ]
+        lines = [
+            f"  queue {c.name}: {c.server.queue_url}  (handler {c.settings.handler})" for c in self.consumers.values()
+        ]
+        budget = [] if self.budget is None else [f"  max in flight:  {self.budget.total} (shared by weight)"]
+        return [*lines, f"  publish queue:  {self.publish_queue_url}", *budget]
+
     async def _drain(self) -> dict[str, Any]:
         timeout_s = self.settings.drain_timeout_s
+        in_flight = sum(server.in_flight for server in self.servers)
         _log.info(
             "drain started: receiving stops; the %d messages in flight get up to %g s to finish "
             "(MQ_DRAIN_TIMEOUT_S), then are handed back",
-            self.server.in_flight,
+            in_flight,
             timeout_s,
-            extra={"in_flight": self.server.in_flight, "drain_timeout_s": timeout_s},
+            extra={"in_flight": in_flight, "drain_timeout_s": timeout_s},
         )
         try:
-            pipeline, *_ = await asyncio.gather(
-                self._drain_server(timeout_s), self._shutdown_publisher(timeout_s), self.operations.shutdown()
+            drained, *_ = await asyncio.gather(
+                asyncio.gather(*(self._drain_server(server, timeout_s) for server in self.servers)),
+                self._shutdown_publisher(timeout_s),
+                *(consumer.operations.shutdown() for consumer in self.consumers.values()),
             )
         finally:
             await self._components.aclose()
-        summary = {"server": pipeline, "publisher": self.publisher.stats()}
+        summary: dict[str, Any] = {"server": drained[0], "publisher": self.publisher.stats()}
+        if len(self.consumers) > 1:
+            summary["queues"] = dict(zip(self.consumers, drained, strict=True))
         _log.info("drained", extra=summary)
         if self.settings.exit_after_drain or self._signals:
             self._stop.set()
@@ -252,53 +292,61 @@ class Runtime:
             _log.info("drained: waiting for SIGTERM")
         return summary
 
-    async def _drain_server(self, timeout_s: float) -> dict[str, Any]:
+    async def _drain_server(self, server: Server, timeout_s: float) -> dict[str, Any]:
         try:
-            return (await self.server.drain(timeout_s)).as_dict()
+            return (await server.drain(timeout_s)).as_dict()
         except BaseException as exc:  # the pipeline had crashed: shutdown re-raises why
             if isinstance(exc, asyncio.CancelledError):
                 raise
-            health = self.server.health
+            health = server.health
             counts = {name: getattr(health, name) for name in ("handled", "failed", "deleted", "released")}
             return {**counts, "crashed": repr(exc)}
 
+    def _other_publishers(self) -> list[Publisher]:
+        return [publisher for publisher in self.publishers.values() if publisher is not self.publisher]
+
     async def _shutdown_publisher(self, timeout_s: float) -> None:
-        try:
-            await self.publisher.shutdown(timeout_s)
-        except Exception:  # its batch loop had crashed: shutdown re-raises why
-            _log.exception("the publisher had stopped on an error")
+        await asyncio.gather(*(_shutdown(p, timeout_s) for p in [self.publisher, *self._other_publishers()]))
 
     async def _server_stopped(self) -> None:
         """Wait for the receive calls still in flight after a drain (a second signal cuts this short)."""
-        if self.server.alive and self._ephemeral_queue:
+        alive = [server for server in self.servers if server.alive]
+        if alive and self._ephemeral_queue:
             # The embedded server's queues end with this process: nothing a receive brings could be kept.
             _log.info("not waiting for the receive calls in flight: the embedded local SQS server stops too")
-            self.server.hurry()
-        elif self.server.alive:
-            longest_s = self.settings.wait_time_seconds + RECEIVE_ANSWER_MARGIN_S
+            for server in alive:
+                server.hurry()
+        elif alive:
+            wait_s = max(server.settings.wait_time_seconds for server in alive)
+            longest_s = wait_s + RECEIVE_ANSWER_MARGIN_S
+            polling = sum(server.polling for server in alive)
             _log.info(
                 "waiting up to %g s for %d receive calls in flight (long polls of MQ_WAIT_TIME_SECONDS=%d s) to "
                 "return and hand back what they bring; send the signal again to stop now",
                 longest_s,
-                self.server.polling,
-                self.settings.wait_time_seconds,
-                extra={"polling": self.server.polling, "at_most_s": longest_s},
+                polling,
+                wait_s,
+                extra={"polling": polling, "at_most_s": longest_s},
             )
-        try:
-            await self.server.wait()
-        except asyncio.CancelledError:
-            raise
-        except BaseException:
-            pass
+        for server in self.servers:
+            try:
+                await server.wait()
+            except asyncio.CancelledError:
+                raise
+            except BaseException:
+                pass
 
     async def _watch_pipeline(self) -> None:
+        await asyncio.gather(*(self._watch_server(server) for server in self.servers))
+
+    async def _watch_server(self, server: Server) -> None:
         try:
-            await self.server.wait()
+            await server.wait()
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
             self.crashed = True
-            _log.error("the message pipeline crashed; /healthz reports it", exc_info=exc)
+            _log.error("the message pipeline of %s crashed; /healthz reports it", server.queue_url, exc_info=exc)
 
     @contextlib.contextmanager
     def _signals_installed(self) -> Iterator[None]:
@@ -329,9 +377,17 @@ class Runtime:
             _log.warning(
                 "%s again: cancelling running handlers and receive calls; their messages go back to the queue", name
             )
-            self.server.hurry()
+            for server in self.servers:
+                server.hurry()
         else:
             _log.info("%s: already stopping as fast as it can", name)
+
+
+async def _shutdown(publisher: Publisher, timeout_s: float) -> None:
+    try:
+        await publisher.shutdown(timeout_s)
+    except Exception:  # its batch loop had crashed: shutdown re-raises why
+        _log.exception("the publisher of %s had stopped on an error", publisher.queue_url)
 
 
 def publish_command(admin_url: str, *, token: bool) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from service.aio.budget import Share
 from service.aio.channel import Channel
 from service.consumer.batching import BatchHandler, ItemOutcome
 from service.consumer.deleter import Deleter
@@ -63,6 +64,7 @@ class Parts:
     retry_policy: RetryPolicy | None
     middleware: Middleware | None
     batch_middleware: BatchMiddleware | None = None
+    budget: Share | None = None  # slots shared with other Servers: taken before a handler starts
 
 
 def receive_loops(capacity: int, settings: ServerSettings) -> int:
@@ -152,6 +154,27 @@ class Pipeline:
 
     async def process(self, message: Message) -> Outcome:
         """What the processor calls for each message: the handling step, with hand-back on cancellation."""
+        budget = self._parts.budget
+        if budget is None:
+            return await self._process(message)
+        await budget.acquire()
+        try:
+            return await self._process(message)
+        finally:
+            budget.release()
+
+    async def process_batch(self, handler: BatchHandler, batch: list[Message]) -> set[Message]:
+        """What the batching processor calls for each batch; returns the messages that succeeded."""
+        budget = self._parts.budget
+        if budget is None:
+            return await self._process_batch(handler, batch)
+        await budget.acquire()
+        try:
+            return await self._process_batch(handler, batch)
+        finally:
+            budget.release()
+
+    async def _process(self, message: Message) -> Outcome:
         if not self._ledger.start(message):
             return Outcome.RELEASED  # handed back while it waited
         try:
@@ -168,8 +191,7 @@ class Pipeline:
             return Outcome.FAILED
         return Outcome.SUCCEEDED
 
-    async def process_batch(self, handler: BatchHandler, batch: list[Message]) -> set[Message]:
-        """What the batching processor calls for each batch; returns the messages that succeeded."""
+    async def _process_batch(self, handler: BatchHandler, batch: list[Message]) -> set[Message]:
         started = [message for message in batch if self._ledger.start(message)]
         if not started:
             return set()  # all handed back while they were gathered

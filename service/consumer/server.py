@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Unpack
 
+from service.aio.budget import Share
 from service.aio.lifecycle import Runner
 from service.consumer.batching import AnyHandler, BatchHandler
 from service.consumer.gathering import BatchingProcessor
@@ -110,6 +111,10 @@ class Server(Runner[ShutdownSummary]):
     `error_handler`; the in-flight ledger alone holds what is waiting or running and the credits.
     `middleware` wraps the handling step of each message (tracing runs it inside a span), and
     `instrument_client` gets the SQS client the Server creates (a `client` given is used as it is).
+
+    A `budget` (a Share of a Budget several Servers hold: service/aio/budget.py) caps the handlers running
+    across those Servers: a message (or a batch) takes a slot of it before its handler starts and gives it back
+    once settled; while it waits for the slot it is a waiting message (heartbeat, hand-back at a pause or drain).
     """
 
     def __init__(
@@ -125,6 +130,7 @@ class Server(Runner[ShutdownSummary]):
         middleware: Middleware | None = None,
         batch_middleware: BatchMiddleware | None = None,
         instrument_client: Callable[[SQSClient], None] | None = None,
+        budget: Share | None = None,
         **options: Unpack[ServerOptions],
     ) -> None:
         super().__init__()
@@ -154,6 +160,7 @@ class Server(Runner[ShutdownSummary]):
             retry_policy=retry_policy,
             middleware=middleware,
             batch_middleware=batch_middleware,
+            budget=budget,
         )
         self._pipeline: Pipeline | None = None
         self._paused_since: float | None = None

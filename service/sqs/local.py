@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +62,12 @@ def _quieten_server_loggers() -> None:
             logger.addHandler(handler)
 
 
+def _dead_letter_name(name: str) -> str:
+    """`orders` -> `orders-dlq`; `orders.fifo` -> `orders-dlq.fifo`."""
+    stem = name.removesuffix(".fifo")
+    return f"{stem}-dlq.fifo" if stem != name else f"{name}-dlq"
+
+
 def start_moto_server() -> tuple[Any, str]:
     """A moto server (SQS, S3, SNS...) in a thread of this process on 127.0.0.1 and a free port: (server, endpoint).
 
@@ -109,6 +115,9 @@ class LocalSQS:
     queue_url: str = ""
     dead_letter_queue_url: str = ""
     bucket: str = BUCKET_NAME
+    # The queues to create, each with a dead-letter queue `<name>-dlq`; none: QUEUE_NAME and DEAD_LETTER_QUEUE_NAME.
+    queue_names: Sequence[str] = ()
+    queue_urls: dict[str, str] = field(default_factory=dict)
     _server: Any = None
     _saved: dict[str, str | None] = field(default_factory=dict)
 
@@ -164,10 +173,20 @@ class LocalSQS:
                 os.environ[key] = value
 
     async def _create_queues(self) -> None:
+        names = {name: _dead_letter_name(name) for name in self.queue_names} or {QUEUE_NAME: DEAD_LETTER_QUEUE_NAME}
         async with create_client(kind="botocore") as client:  # CreateQueue: only aiobotocore's client has it
-            self.queue_url, self.dead_letter_queue_url = await create_queue_with_dead_letter_queue(
-                client, QUEUE_NAME, dead_letter_queue_name=DEAD_LETTER_QUEUE_NAME, max_receive_count=MAX_RECEIVE_COUNT
-            )
+            for name, dead_letter_queue_name in names.items():
+                fifo = {"FifoQueue": "true"} if name.endswith(".fifo") else {}
+                url, dead_letter_url = await create_queue_with_dead_letter_queue(
+                    client,
+                    name,
+                    dead_letter_queue_name=dead_letter_queue_name,
+                    max_receive_count=MAX_RECEIVE_COUNT,
+                    attributes=fifo,
+                )
+                self.queue_urls[name] = url
+                if not self.queue_url:
+                    self.queue_url, self.dead_letter_queue_url = url, dead_letter_url
 
     async def _create_bucket(self) -> None:
         session = get_session()

@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 
 # Seconds; covers fast handlers (ms) up to long jobs (minutes).
 BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -37,12 +37,25 @@ _COUNTERS = {
 
 
 class ConsumerMetrics:
-    """Counters and histograms of one queue's pipeline; every point carries the queue name."""
+    """Counters and histograms of one queue's pipeline; every point carries the queue name.
 
-    def __init__(self, meter: Meter, queue_name: str) -> None:
+    The queues of one process share the instruments: the first queue's ConsumerMetrics creates them (an
+    instrument is registered once per meter), each later one is built `sharing` it and is observed with it.
+    """
+
+    def __init__(self, meter: Meter, queue_name: str, *, sharing: ConsumerMetrics | None = None) -> None:
         self._attrs = {"messaging.destination.name": queue_name}
         self._by_outcome = {o: {**self._attrs, "outcome": o} for o in ("success", "failure")}
         self.counts: Counter[tuple[str, str]] = Counter()  # (metric name, outcome or "") -> count
+        if sharing is not None:
+            sharing._family.append(self)
+            self._family: list[ConsumerMetrics] = sharing._family
+            self._handler_duration: Histogram = sharing._handler_duration
+            self._age: Histogram = sharing._age
+            self._batch_size: Histogram = sharing._batch_size
+            self._receive_duration: Histogram = sharing._receive_duration
+            return
+        self._family = [self]
         for name, (unit, description) in _COUNTERS.items():
             meter.create_observable_counter(name, callbacks=[self._observe(name)], unit=unit, description=description)
         meter.create_observable_up_down_counter(
@@ -98,19 +111,23 @@ class ConsumerMetrics:
     def _observe(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def observe(options: CallbackOptions) -> Iterable[Observation]:
             return [
-                Observation(count, self._by_outcome[outcome] if outcome else self._attrs)
-                for (metric, outcome), count in list(self.counts.items())
+                Observation(count, member._by_outcome[outcome] if outcome else member._attrs)
+                for member in self._family
+                for (metric, outcome), count in list(member.counts.items())
                 if metric == name
             ]
 
         return observe
 
     def _observe_in_flight(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [member._in_flight() for member in self._family]
+
+    def _in_flight(self) -> Observation:
         counts = self.counts
         handled = counts["mq.messages.handled", "success"] + counts["mq.messages.handled", "failure"]
-        return [
-            Observation(counts["mq.messages.received", ""] - handled - counts["mq.messages.released", ""], self._attrs)
-        ]
+        return Observation(
+            counts["mq.messages.received", ""] - handled - counts["mq.messages.released", ""], self._attrs
+        )
 
 
 class PublishMetrics:

@@ -65,6 +65,7 @@ class Telemetry:
         self.meter_provider = meter_provider
         self.prometheus_registry = prometheus_registry
         self.span_sink = span_sink if tracer_provider is not None else None
+        self._consumer_metrics: ConsumerMetrics | None = None  # the first queue's: later queues share its instruments
         self._sdk_tracer = (tracer_provider or trace.NoOpTracerProvider()).get_tracer("mq-service")
         self._tracer: trace.Tracer = self._sdk_tracer
         if tracer_provider is not None and span_sink is not None:
@@ -124,7 +125,9 @@ class Telemetry:
     def consumer(self, queue_url: str) -> ConsumerTelemetry:
         """Hooks for a Server: `Server(middleware=c.middleware, observer=c)`."""
         queue = queue_name(queue_url)
-        metrics = ConsumerMetrics(self._meter(), queue)
+        metrics = ConsumerMetrics(self._meter(), queue, sharing=self._consumer_metrics)
+        if self._consumer_metrics is None:
+            self._consumer_metrics = metrics
         return ConsumerTelemetry(self._tracer, metrics, queue, self._links, tracing=self.tracing)
 
     def publisher(self, queue_url: str) -> PublisherTelemetry:

@@ -61,10 +61,10 @@ async def _answers(client: httpx.AsyncClient, path: str) -> bool:
 
 
 # Never ready, the consumed queue does not exist: the operator's reads of it answer SQS's refusal as a documented
-# 502, which is the right answer there, not a server error.
+# 502, which is the right answer there, not a server error (also by its name: /queues/{name}, /queues/{name}/dlq/...).
 NOT_READY_CONFIG = """
 [[operations]]
-include-path-regex = "^/(queues|dlq/.*)$"
+include-path-regex = "^/(queues|dlq/.*|queues/[^/]+|queues/[^/]+/dlq/.*)$"
 checks.not_a_server_error.expected-statuses = ["2xx", "4xx", "502"]
 """
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -14,6 +14,7 @@ import httpx
 from handlers.example import router
 from service import Handler, SyncHandler
 from service.app.config import Settings
+from service.app.consumers import QueueSpec
 from service.app.runtime import Runtime
 from service.telemetry.hooks import Hooks, HooksFactory
 from tests.support.sqs import until
@@ -36,10 +37,23 @@ class Running:
 
 @asynccontextmanager
 async def running(
-    settings: Settings, *, handler: Handler | SyncHandler = router, hooks: Hooks | HooksFactory | None = None
+    settings: Settings,
+    *,
+    handler: Handler | SyncHandler = router,
+    hooks: Hooks | HooksFactory | None = None,
+    queues: Sequence[QueueSpec] = (),
+    max_in_flight: int | None = None,
 ) -> AsyncIterator[Running]:
     """Run the service until the block ends, then stop it as SIGTERM would and keep its exit code."""
-    runtime = Runtime(settings, handler, hooks=hooks, handle_signals=False, out=io.StringIO())
+    runtime = Runtime(
+        settings,
+        handler,
+        hooks=hooks,
+        handle_signals=False,
+        out=io.StringIO(),
+        queues=queues,
+        max_in_flight=max_in_flight,
+    )
     task = asyncio.create_task(runtime.run())
     await until(lambda: bool(runtime.admin_url) or task.done())
     if task.done():

@@ -25,7 +25,8 @@ from service.app.admin.metrics import MetricsRenderer, metrics_group
 from service.app.admin.openapi import RouteGroup, openapi_group
 from service.app.admin.probes import Liveness, probes_group
 from service.app.admin.protocol import AdminService
-from service.app.admin.publish import publish_group
+from service.app.admin.publish import publish_group, queue_publish_groups
+from service.app.admin.queue_routes import queue_routes_group
 from service.app.admin.shield import ErrorShield
 from service.app.admin.status import status_group
 
@@ -46,10 +47,12 @@ def create_app(
         partial(probes_group, liveness=liveness),
         drain_group,
         publish_group,
+        queue_publish_groups,
         partial(status_group, liveness=liveness),
         partial(metrics_group, render=metrics),
         _operator_group,
         _dlq_group,
+        queue_routes_group,
         _pages_group,
         *groups,
     ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -12,6 +12,10 @@ from starlette.routing import Route
 from service.app.admin.auth import BearerGuard
 from service.app.admin.openapi import RouteGroup, json_response
 from service.app.admin.protocol import AdminService
+
+if TYPE_CHECKING:
+    from service.consumer.server import Server
+    from service.idempotency import Idempotent
 
 # /healthz fails when no receive attempt completed for 3 long polls plus this margin, which covers the
 # receive backoff (at most 30 s) and an HTTP read timeout (60 s), so a slow or unreachable SQS never fails it.
@@ -30,11 +34,18 @@ class Liveness:
         self._service = service
         wait_s = service.settings.wait_time_seconds
         self._stall_limit_s = receive_stall_limit_s(wait_s) if stall_limit_s is None else stall_limit_s
-        self._busy_at = 0.0
+        self._busy_at: dict[str, float] = {}  # by queue: when its receive loop last waited on purpose
 
     def problem(self) -> str | None:
-        """Why the service is not alive, or None."""
-        server = self._service.server
+        """Why the service is not alive, or None (for several queues: which queue, and why)."""
+        consumers = self._service.consumers
+        for name, consumer in consumers.items():
+            problem = self._problem(name, consumer.server, consumer.operations.resumed_at)
+            if problem is not None:
+                return problem if len(consumers) == 1 else f"queue {name}: {problem}"
+        return None
+
+    def _problem(self, name: str, server: Server, resumed_at: float) -> str | None:
         health = server.health
         if health.stopped and not health.draining:  # a requested shutdown always drains first
             return "the message pipeline stopped by itself"
@@ -43,26 +54,33 @@ class Liveness:
         now = time.monotonic()
         # Paused on purpose (/pause), or every handler busy: the receive loop waits, it is not stuck.
         if server.paused or server.in_flight >= server.processor.capacity:
-            self._busy_at = now
+            self._busy_at[name] = now
             return None
-        resumed_at = self._service.operations.resumed_at
-        last = max(health.last_receive_attempt_at or health.started_at, self._busy_at, resumed_at)
+        last = max(health.last_receive_attempt_at or health.started_at, self._busy_at.get(name, 0.0), resumed_at)
         if now - last > self._stall_limit_s:
             return f"no receive attempt completed for {now - last:.0f} s"
         return None
 
 
 def not_ready_reason(service: AdminService) -> str | None:
-    """Why the service should get no traffic, or None when it is ready."""
-    server = service.server
-    health = server.health
+    """Why the service should get no traffic, or None when it is ready: every queue's pipeline must be (for
+    several queues, the first that is not is named)."""
     if service.draining:
         return "draining"
+    consumers = service.consumers
+    for name, consumer in consumers.items():
+        reason = server_not_ready(consumer.server, service.idempotency)
+        if reason is not None:
+            return reason if len(consumers) == 1 else f"queue {name}: {reason}"
+    return None
+
+
+def server_not_ready(server: Server, guard: Idempotent | None = None) -> str | None:
+    """Why one queue's pipeline is not ready, or None."""
     if not server.alive:
         return "the message pipeline is not running"
-    guard = service.idempotency
     problem = None if guard is None else guard.problem()  # the idempotency store is down: nothing can be handled
-    return problem or health.not_ready_reason()
+    return problem or server.health.not_ready_reason()
 
 
 def _verdict(word: str, value: bool) -> dict[str, Any]:

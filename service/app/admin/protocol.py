@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 if TYPE_CHECKING:
     from service.app.config import Settings
+    from service.app.consumers import Consumer
     from service.app.operations import Operations
     from service.consumer.server import Server
     from service.idempotency import Idempotent
@@ -23,9 +24,11 @@ class AdminService(Protocol):
     """What the admin API needs from the running service (the Runtime)."""
 
     settings: Settings
-    server: Server
+    server: Server  # the first queue's (the only one's, in a one-queue service)
     publisher: Publisher
-    operations: Operations
+    operations: Operations  # the first queue's
+    consumers: dict[str, Consumer]  # every queue's Server and Operations, by queue name, in the table's order
+    publishers: dict[str, Publisher]  # with several queues, a Publisher for each (POST /queues/{name}/publish)
     idempotency: Idempotent | None
     hooks: Hooks
 

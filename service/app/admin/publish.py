@@ -46,11 +46,15 @@ def queue_kind(publisher: Publisher) -> QueueKind:
     return QueueKind(fifo=publisher.fifo, content_based_deduplication=bool(publisher.content_based_deduplication))
 
 
-def publish_group(service: AdminService, guard: BearerGuard) -> RouteGroup:
-    """The publish route, behind the guard, with the schema of the publish queue's type."""
-    kind, max_batch = queue_kind(service.publisher), service.settings.publish_max_batch
+def publish_group(
+    service: AdminService, guard: BearerGuard, *, path: str = "/publish", publisher: Publisher | None = None
+) -> RouteGroup:
+    """The publish route, behind the guard, with the schema of the publish queue's type (`publisher`: another
+    queue's Publisher, at another `path`)."""
+    publisher = publisher or service.publisher
+    kind, max_batch = queue_kind(publisher), service.settings.publish_max_batch
     validator = RequestValidator(kind, max_batch)
-    limit = max_request_bytes(service.publisher)
+    limit = max_request_bytes(publisher)
 
     async def publish(request: Request) -> Response:
         if service.draining:
@@ -62,12 +66,26 @@ def publish_group(service: AdminService, guard: BearerGuard) -> RouteGroup:
         problems = validator.problems(data)
         if problems:
             return error_response(_INVALID, "invalid request", problems=problems)
-        return await _send(service.publisher, data)
+        return await _send(publisher, data)
 
     operation = guard.document(_operation(kind, max_batch, limit))
     components = {"schemas": _SCHEMAS, **guard.components()}
-    route = Route("/publish", guard(publish), methods=["POST"])
-    return RouteGroup([route], {"/publish": {"post": operation}}, components)
+    route = Route(path, guard(publish), methods=["POST"])
+    return RouteGroup([route], {path: {"post": operation}}, components)
+
+
+def queue_publish_groups(service: AdminService, guard: BearerGuard) -> RouteGroup:
+    """`POST /queues/{name}/publish` for each consumed queue of a service with several: each with its queue's
+    request schema (a literal path per queue, since a FIFO queue's requests differ from a standard queue's)."""
+    groups = [
+        publish_group(service, guard, path=f"/queues/{name}/publish", publisher=publisher)
+        for name, publisher in service.publishers.items()
+    ]
+    return RouteGroup(
+        [route for group in groups for route in group.routes],
+        {path: item for group in groups for path, item in group.paths.items()},
+        {"schemas": _SCHEMAS, **guard.components()},
+    )
 
 
 async def _send(publisher: Publisher, data: dict[str, Any]) -> Response:

@@ -30,6 +30,7 @@ _STATUS = {
         "pipeline",
         "publisher",
         "settings",
+        "queues",
     ],
     "properties": {
         "alive": {"type": "boolean", "description": "The same verdict as /healthz."},
@@ -66,6 +67,28 @@ _STATUS = {
             "is off or on the SDK's export path (MQ_TRACING_EXPORT=sdk).",
             "properties": {name: _COUNT for name in ("accepted", "exported", "dropped", "queued", "failed_requests")},
         },
+        "queues": {
+            "type": "object",
+            "description": "Each queue's state and counters, by its name (one entry in a one-queue service). The "
+            "counters above are the totals over the queues; the pause state and rate limit above are the first "
+            "queue's (the one the routes without a queue name act on).",
+            "additionalProperties": {
+                "type": "object",
+                "required": [
+                    "queue_url",
+                    "handler",
+                    "weight",
+                    "pipeline_running",
+                    "ready",
+                    "not_ready_reason",
+                    "in_flight",
+                    "paused",
+                    "paused_since",
+                    "max_messages_per_s",
+                    "pipeline",
+                ],
+            },
+        },
         "idempotency": {
             "type": ["object", "null"],
             "description": "The idempotency guard's counters (completed, skipped as duplicates, in progress "
@@ -73,6 +96,7 @@ _STATUS = {
         },
     },
 }
+_TOTALS = ("received", "handled", "failed", "deleted", "released", "rejected")
 
 
 def status(service: AdminService, liveness: Liveness) -> dict[str, Any]:
@@ -87,16 +111,27 @@ def status(service: AdminService, liveness: Liveness) -> dict[str, Any]:
         "draining": service.draining,
         "ready": not_ready is None,
         "not_ready_reason": not_ready,
-        "in_flight": server.in_flight,
+        "in_flight": sum(consumer.server.in_flight for consumer in service.consumers.values()),
         "paused": server.paused,
         "paused_since": server.paused_since,
         "max_messages_per_s": server.rate_limit,
-        "pipeline": server.health.snapshot(),
+        "pipeline": _totals(service),
         "publisher": service.publisher.stats(),
         "settings": shown_settings(service),
+        "queues": {name: consumer.status() for name, consumer in service.consumers.items()},
         "idempotency": None if service.idempotency is None else service.idempotency.stats(),
         "span_export": None if service.hooks.span_export_stats is None else service.hooks.span_export_stats(),
     }
+
+
+def _totals(service: AdminService) -> dict[str, Any]:
+    """The first queue's pipeline snapshot, its counters summed over every queue."""
+    snapshot = service.server.health.snapshot()
+    for consumer in list(service.consumers.values())[1:]:
+        health = consumer.server.health
+        for name in _TOTALS:
+            snapshot[name] += getattr(health, name)
+    return snapshot
 
 
 def shown_settings(service: AdminService) -> dict[str, Any]:
