@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import tomllib
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -678,3 +679,186 @@ def test_the_idempotency_store_url_can_come_from_a_secret() -> None:
 )
 def test_bad_idempotency_values_are_refused(idempotency: Obj, expected: str) -> None:
     assert expected in refusal(queue={"url": QUEUE_URL}, idempotency=idempotency)
+
+
+# Several queues: the queue table ----------------------------------------------------------------------------
+
+# The three-queue values scripts/check-shipping.sh also renders and validates with kubernetes-validate.
+QUEUES_VALUES: Obj = yaml.safe_load((CHART / "ci" / "queues-values.yaml").read_text())
+
+
+def render_queues(**overrides: Any) -> list[Obj]:
+    """Render the three-queue values (no queue.url) plus `overrides`."""
+    result = _helm_template(_merge(QUEUES_VALUES, overrides))
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def queue_table(objs: list[Obj], tmp_path: Path) -> Any:
+    """The ConfigMap's TOML read by the service's own loader, with the Deployment's MQ_* env as its defaults."""
+    from service.app.queues import read_table  # noqa: PLC0415 - the chart tests need the service only here
+
+    toml = the(objs, "ConfigMap")["data"]["queues.toml"]
+    tomllib.loads(toml)  # plain TOML first: a syntax error shows here, not as a service error
+    path = tmp_path / "queues.toml"
+    path.write_text(toml)
+    variables = {k: kubelet_expanded(v) for k, v in env(objs).items() if k.startswith("MQ_") and isinstance(v, str)}
+    return read_table(variables, {}, str(path))
+
+
+def test_queues_render_a_queue_table_the_service_accepts(tmp_path: Path) -> None:
+    table = queue_table(render_queues(), tmp_path)
+    assert table.names == ["orders", "audit", "payments.fifo"]
+    assert table.max_in_flight == 24
+    orders, audit, payments = table.queues
+    assert orders.url == "https://sqs.eu-west-1.amazonaws.com/123456789012/orders"
+    assert (orders.weight, orders.settings.concurrency, orders.settings.handler) == (3, 20, "handlers.orders:router")
+    assert (audit.settings.handler, audit.settings.processor, audit.settings.envelope) == (
+        "handlers.bulk:router",
+        "unbounded",
+        "sns",
+    )
+    assert audit.settings.max_messages_per_s == 50
+    # What an item leaves out is consumer.*'s, through the MQ_* environment.
+    assert payments.settings.handler == "handlers.example:router"
+    assert payments.settings.concurrency == 10
+    assert (payments.settings.processor, payments.settings.visibility_timeout) == ("partitioned", 120)
+    assert payments.settings.max_in_flight_per_group == 1
+    assert payments.url.endswith("/payments.fifo")
+
+
+def test_every_queue_setting_reaches_the_table(tmp_path: Path) -> None:
+    item = {
+        "name": "all",
+        "url": QUEUE_URL,
+        "concurrency": 7,
+        "maxNumberOfMessages": 4,
+        "waitTimeSeconds": 3,
+        "visibilityTimeout": 90,
+        "deletionIntervalSeconds": 1.5,
+        "visibilityHeartbeat": False,
+        "envelope": "eventbridge",
+        "maxMessagesPerSecond": 12.5,
+        "maxInFlightPerGroup": 2,
+        "cancelOnLeaseLost": True,
+        "processor": "bounded",
+    }
+    [queue] = queue_table(render_queues(queues=[item], consumer={"maxInFlight": None}), tmp_path).queues
+    settings = queue.settings
+    assert (settings.concurrency, settings.max_number_of_messages, settings.wait_time_seconds) == (7, 4, 3)
+    assert (settings.visibility_timeout, settings.deletion_interval_s) == (90, 1.5)
+    assert (settings.visibility_heartbeat, settings.cancel_on_lease_lost) == (False, True)
+    assert (settings.envelope, settings.processor) == ("eventbridge", "bounded")
+    assert (settings.max_messages_per_s, settings.max_in_flight_per_group) == (12.5, 2)
+
+
+def test_strings_are_quoted_for_toml(tmp_path: Path) -> None:
+    # A URL with characters TOML must escape in a basic string still reaches the service as given.
+    url = 'https://sqs.local:4566/000000000000/odd?x="q"&y=\\z'
+    [queue] = queue_table(render_queues(queues=[{"name": "odd", "url": url}]), tmp_path).queues
+    assert queue.url == url
+
+
+def test_the_deployment_mounts_the_table_read_only_and_points_mq_config_at_it() -> None:
+    objs = render_queues()
+    config_map = the(objs, "ConfigMap")
+    [volume] = [v for v in pod_spec(objs)["volumes"] if "configMap" in v]
+    assert volume["configMap"]["name"] == config_map["metadata"]["name"]
+    [mount] = [m for m in container(objs)["volumeMounts"] if m["name"] == volume["name"]]
+    assert mount["readOnly"] is True
+    [key] = config_map["data"]
+    assert env(objs)["MQ_CONFIG"] == f"{mount['mountPath']}/{key}"
+    # The table holds every queue's URL: MQ_QUEUE_URL would be ignored, so it is not set.
+    assert "MQ_QUEUE_URL" not in env(objs)
+
+
+def _checksum(objs: list[Obj]) -> str:
+    annotations = the(objs, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    checksum: str = annotations["checksum/queues"]
+    return checksum
+
+
+def test_a_change_to_a_queue_rolls_the_pods() -> None:
+    before = _checksum(render_queues())
+    assert _checksum(render_queues()) == before
+    changed = [dict(QUEUES_VALUES["queues"][0], concurrency=21), *QUEUES_VALUES["queues"][1:]]
+    assert _checksum(render_queues(queues=changed)) != before
+    assert _checksum(render_queues(consumer={"maxInFlight": 25})) != before
+
+
+def test_one_queue_has_no_table(defaults: list[Obj]) -> None:
+    assert "ConfigMap" not in kinds(defaults)
+    assert "MQ_CONFIG" not in env(defaults)
+    assert "checksum/queues" not in the(defaults, "Deployment")["spec"]["template"]["metadata"].get("annotations", {})
+
+
+def test_keda_gets_a_trigger_per_queue() -> None:
+    objs = render_queues(keda={"queueLength": None})
+    triggers = the(objs, "ScaledObject")["spec"]["triggers"]
+    auth = the(objs, "TriggerAuthentication")["metadata"]["name"]
+    assert [t["name"] for t in triggers] == ["orders", "audit", "payments.fifo"]
+    assert [t["metadata"]["queueURL"] for t in triggers] == [q["url"] for q in QUEUES_VALUES["queues"]]
+    # The queue's queueLength, else its concurrency, else consumer.concurrency.
+    assert [t["metadata"]["queueLength"] for t in triggers] == ["20", "10", "5"]
+    for trigger in triggers:
+        assert trigger["type"] == "aws-sqs-queue"
+        assert trigger["authenticationRef"] == {"name": auth, "kind": "TriggerAuthentication"}
+        assert trigger["metadata"]["awsRegion"] == "eu-west-1"
+        assert trigger["metadata"]["scaleOnInFlight"] == "true"
+    with_default = the(render_queues(keda={"queueLength": 8}), "ScaledObject")["spec"]["triggers"]
+    assert [t["metadata"]["queueLength"] for t in with_default] == ["8", "8", "5"]
+
+
+def test_the_grace_period_outlasts_the_longest_wait_of_any_queue() -> None:
+    slow = [{"name": "slow", "url": QUEUE_URL, "waitTimeSeconds": 20}]
+    objs = render_queues(queues=slow, consumer={"waitTimeSeconds": 1}, drain={"timeoutSeconds": 5})
+    assert pod_spec(objs)["terminationGracePeriodSeconds"] == 20 + 5 + 15
+
+
+@pytest.mark.parametrize(
+    ("queues", "expected"),
+    [
+        ([{"url": QUEUE_URL}], "name"),
+        ([{"name": "orders", "url": "orders"}], "/queues/0/url"),
+        ([{"name": "orders/x", "url": QUEUE_URL}], "/queues/0/name"),
+        ([{"name": "orders", "url": QUEUE_URL, "concurrency": 0}], "/queues/0/concurrency"),
+        ([{"name": "orders", "url": QUEUE_URL, "weight": 1001}], "/queues/0/weight"),
+        ([{"name": "orders", "url": QUEUE_URL, "processor": "fifo"}], "/queues/0/processor"),
+        ([{"name": "orders", "url": QUEUE_URL, "waitTimeSeconds": 21}], "/queues/0/waitTimeSeconds"),
+        ([{"name": "orders", "url": QUEUE_URL, "retries": 3}], "retries"),
+    ],
+)
+def test_bad_queues_are_refused_by_the_schema(queues: list[Obj], expected: str) -> None:
+    message = refusal(queues=queues)
+    assert "schema" in message
+    assert expected in message or expected.lstrip("/").replace("/", ".") in message
+
+
+def test_a_queue_without_a_url_is_refused() -> None:
+    message = refusal(
+        queues=[{"name": "orders", "url": QUEUE_URL}, {"name": "audit", "handler": "handlers.bulk:router"}]
+    )
+    # Helm 4 says "at '/queues/1': missing property 'url'", Helm 3 "queues.1: url is required".
+    assert "missing property 'url'" in message or "url is required" in message
+    assert "/queues/1" in message or "queues.1" in message
+
+
+def test_two_queues_of_one_name_are_refused() -> None:
+    message = refusal(queues=[{"name": "orders", "url": QUEUE_URL}, {"name": "orders", "url": QUEUE_URL + "-2"}])
+    assert 'the name "orders" is given to more than one queue' in message
+
+
+def test_queue_url_beside_queues_is_refused() -> None:
+    message = refusal(queue={"url": QUEUE_URL}, queues=[{"name": "orders", "url": QUEUE_URL}])
+    assert "queue.url and queues are both set" in message
+
+
+def test_a_shared_budget_without_queues_is_refused() -> None:
+    message = refusal(queue={"url": QUEUE_URL}, consumer={"maxInFlight": 8})
+    assert "consumer.maxInFlight shares handler slots among the queues of `queues`" in message
+
+
+def test_a_queues_deletion_interval_must_be_below_its_visibility_timeout() -> None:
+    queues = [{"name": "orders", "url": QUEUE_URL, "visibilityTimeout": 5}]
+    message = refusal(queues=queues)
+    assert "queues: orders: deletionIntervalSeconds (10) must be below visibilityTimeout (5)" in message

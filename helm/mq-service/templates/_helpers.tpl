@@ -81,7 +81,8 @@ they bring; then the process needs a few seconds to exit. Anything tighter gets 
 */}}
 {{- define "mq-service.terminationGracePeriodSeconds" -}}
 {{- $drain := int .Values.drain.timeoutSeconds }}
-{{- $longest := max $drain (add (int .Values.consumer.waitTimeSeconds) 5) }}
+{{- $wait := int (include "mq-service.longestWaitTimeSeconds" .) }}
+{{- $longest := max $drain (add $wait 5) }}
 {{- $grace := 0 }}
 {{- if kindIs "invalid" .Values.terminationGracePeriodSeconds }}
 {{- $grace = add $longest (int .Values.drain.marginSeconds) }}
@@ -89,7 +90,7 @@ they bring; then the process needs a few seconds to exit. Anything tighter gets 
 {{- $grace = int .Values.terminationGracePeriodSeconds }}
 {{- end }}
 {{- if le $grace (add $longest 5) }}
-{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed the longest shutdown (%d s: drain.timeoutSeconds %d, or consumer.waitTimeSeconds %d + 5 for the receive calls in flight) + 5: the pod would be killed before the preStop drain and shutdown finish; raise terminationGracePeriodSeconds or drain.marginSeconds, or lower drain.timeoutSeconds" $grace $longest $drain (int .Values.consumer.waitTimeSeconds)) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed the longest shutdown (%d s: drain.timeoutSeconds %d, or the longest waitTimeSeconds %d + 5 for the receive calls in flight) + 5: the pod would be killed before the preStop drain and shutdown finish; raise terminationGracePeriodSeconds or drain.marginSeconds, or lower drain.timeoutSeconds" $grace $longest $drain $wait) }}
 {{- end }}
 {{- $grace }}
 {{- end }}
@@ -109,8 +110,12 @@ they bring; then the process needs a few seconds to exit. Anything tighter gets 
 
 {{/* Cross-field checks the JSON schema cannot express. Included by the Deployment. */}}
 {{- define "mq-service.validate" -}}
-{{- if not .Values.queue.url }}
-{{- fail "queue.url is required: the SQS queue URL to consume (MQ_QUEUE_URL), e.g. --set queue.url=https://sqs.us-east-1.amazonaws.com/123456789012/orders" }}
+{{- if .Values.queues }}
+{{- include "mq-service.validateQueues" . }}
+{{- else if not .Values.queue.url }}
+{{- fail "queue.url is required: the SQS queue URL to consume (MQ_QUEUE_URL), e.g. --set queue.url=https://sqs.us-east-1.amazonaws.com/123456789012/orders; or list several queues in `queues`" }}
+{{- else if not (kindIs "invalid" .Values.consumer.maxInFlight) }}
+{{- fail "consumer.maxInFlight shares handler slots among the queues of `queues`: set it only with `queues` (one queue: consumer.concurrency)" }}
 {{- end }}
 {{- if and .Values.keda.enabled .Values.autoscaling.enabled }}
 {{- fail "keda.enabled and autoscaling.enabled are both true: choose one autoscaler (both would fight over the replica count)" }}
@@ -135,6 +140,85 @@ they bring; then the process needs a few seconds to exit. Anything tighter gets 
 {{- if and .Values.keda.enabled (gt (int .Values.keda.minReplicaCount) (int .Values.keda.maxReplicaCount)) }}
 {{- fail "keda.minReplicaCount must not exceed keda.maxReplicaCount" }}
 {{- end }}
+{{- end }}
+
+{{/* Checks of the `queues` list: names unique, no queue.url beside it, each queue's deletion interval below its
+visibility timeout (an item's own value, else consumer.*'s, as the service resolves them). */}}
+{{- define "mq-service.validateQueues" -}}
+{{- if .Values.queue.url }}
+{{- fail "queue.url and queues are both set: with `queues`, list every queue there (queue.url would be ignored) and leave queue.url empty" }}
+{{- end }}
+{{- $seen := dict }}
+{{- range .Values.queues }}
+{{- if hasKey $seen .name }}
+{{- fail (printf "queues: the name %q is given to more than one queue: each queue's name must be unique (it names the queue in /status, the admin routes and the metrics)" .name) }}
+{{- end }}
+{{- $_ := set $seen .name true }}
+{{- $visibility := ternary $.Values.consumer.visibilityTimeout .visibilityTimeout (kindIs "invalid" .visibilityTimeout) }}
+{{- $interval := ternary $.Values.consumer.deletionIntervalSeconds .deletionIntervalSeconds (kindIs "invalid" .deletionIntervalSeconds) }}
+{{- if ge (float64 $interval) (float64 $visibility) }}
+{{- fail (printf "queues: %s: deletionIntervalSeconds (%v) must be below visibilityTimeout (%v): handled messages would become visible again before their deletion is sent" .name $interval $visibility) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Where the pod reads the queue table (MQ_CONFIG), and the ConfigMap that holds it. */}}
+{{- define "mq-service.queuesDir" -}}
+/etc/mq-service
+{{- end }}
+
+{{- define "mq-service.queuesConfigMapName" -}}
+{{- printf "%s-queues" (include "mq-service.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The queue table (docs/service.md) from `queues`, as service/app/queues.py reads it: `max_in_flight`, then one
+[[queues]] table per item with the TOML names of its settings. Every value is written as JSON, which is valid TOML
+for these types (a JSON string is a TOML basic string, escapes included); helm's toToml would write integers as
+floats (10.0), which the service refuses. Settings an item leaves out come from the MQ_* environment.
+*/}}
+{{- define "mq-service.queuesToml" -}}
+{{- $names := list
+  (list "handler" "handler")
+  (list "weight" "weight")
+  (list "concurrency" "concurrency")
+  (list "processor" "processor")
+  (list "maxNumberOfMessages" "max_number_of_messages")
+  (list "waitTimeSeconds" "wait_time_seconds")
+  (list "visibilityTimeout" "visibility_timeout")
+  (list "deletionIntervalSeconds" "deletion_interval_s")
+  (list "visibilityHeartbeat" "visibility_heartbeat")
+  (list "envelope" "envelope")
+  (list "maxMessagesPerSecond" "max_messages_per_s")
+  (list "maxInFlightPerGroup" "max_in_flight_per_group")
+  (list "cancelOnLeaseLost" "cancel_on_lease_lost") -}}
+# The queue table of {{ include "mq-service.fullname" . }}, rendered by the chart from `queues`.
+{{- with .Values.consumer.maxInFlight }}
+max_in_flight = {{ int64 . }}
+{{- end }}
+{{- range $queue := .Values.queues }}
+
+[[queues]]
+name = {{ $queue.name | toJson }}
+url = {{ $queue.url | toJson }}
+{{- range $names }}
+{{- $value := index $queue (first .) }}
+{{- if not (kindIs "invalid" $value) }}
+{{ last . }} = {{ $value | toJson }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The longest long poll of any queue: the receive calls in flight at a drain return within it. */}}
+{{- define "mq-service.longestWaitTimeSeconds" -}}
+{{- $wait := int .Values.consumer.waitTimeSeconds }}
+{{- range .Values.queues }}
+{{- if not (kindIs "invalid" .waitTimeSeconds) }}
+{{- $wait = max $wait (int .waitTimeSeconds) }}
+{{- end }}
+{{- end }}
+{{- $wait }}
 {{- end }}
 
 {{/* OTEL_RESOURCE_ATTRIBUTES: the pod's Kubernetes identity, then the user's attributes. */}}
