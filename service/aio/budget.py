@@ -12,8 +12,7 @@ class Budget:
     A member takes nothing while it neither holds nor waits for a slot, so a lone busy member can hold all of
     them. While several want slots, each free slot goes to the waiting member holding the fewest slots for its
     weight, so members that keep wanting slots hold them in proportion to their weights, and none waits forever.
-    A member still holding slots keeps, for a moment, the ones it is below its part (see `_dispatch`): so a busy
-    member whose next message is still on its way does not lose its part to another.
+    A free slot never waits for a member that wants none right now: idle slots would stall the others.
     """
 
     def __init__(self, total: int) -> None:
@@ -40,11 +39,7 @@ class Budget:
         return {share.name: share.waiting for share in self._shares}
 
     def _dispatch(self) -> None:
-        """Hand free slots to waiters, each to the waiting member furthest below its weighted part.
-
-        A member that holds slots but waits for none at this instant (its next message is on its way) keeps the
-        slots it is below its part: they go to a member already at its part only beyond that reserve.
-        """
+        """Hand free slots to waiters, each to the waiting member holding the fewest slots for its weight."""
         for share in self._shares:  # a waiter cancelled before its own clean-up ran
             while share._waiters and share._waiters[0].done():
                 share._waiters.popleft()
@@ -53,27 +48,12 @@ class Budget:
             if not waiting:
                 return
             chosen = min(waiting, key=lambda share: share.held / share.weight)
-            if chosen.held >= self._part(chosen) and self.free <= self._reserved():
-                return
             waiter = chosen._waiters.popleft()
             if waiter.done():
                 continue
             self.free -= 1
             chosen.held += 1
             waiter.set_result(None)
-
-    def _active_weight(self) -> int:
-        return sum(share.weight for share in self._shares if share.held or share.waiting)
-
-    def _part(self, share: Share) -> float:
-        """The member's part of the slots among the members that hold or want slots."""
-        return self.total * share.weight / max(1, self._active_weight())
-
-    def _reserved(self) -> int:
-        """Slots kept for holding members that wait for none right now and are below their part."""
-        return sum(
-            max(0, int(self._part(share)) - share.held) for share in self._shares if share.held and not share.waiting
-        )
 
 
 class Share:
@@ -101,7 +81,6 @@ class Share:
         except asyncio.CancelledError:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
-                self.budget._dispatch()  # a reserve kept for this member may now go to others
             elif waiter.done() and not waiter.cancelled():
                 self.release()  # granted just as it was cancelled
             raise
