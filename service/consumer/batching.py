@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TypeAlias, overload
 
-from service.consumer.handler import Handler, SyncHandler, as_handler, is_async
+from service.consumer.handler import Handler, SyncHandler, as_handler, to_async
 from service.consumer.message import Message
 from service.errors import BatchItemFailed, BatchResultError, ConfigError
 
@@ -87,7 +86,7 @@ def batch(
 
     def make(fn: BatchFn | SyncBatchFn) -> BatchHandler:
         name = getattr(fn, "__name__", type(fn).__name__)
-        return BatchHandler(_as_async(fn), max_messages=max_messages, max_wait_s=wait_s, name=name)
+        return BatchHandler(to_async(fn), max_messages=max_messages, max_wait_s=wait_s, name=name)
 
     return make if fn is None else make(fn)
 
@@ -138,14 +137,3 @@ def _is_number(value: object) -> bool:
 def _check_member(message: object, members: set[Message]) -> None:
     if not isinstance(message, Message) or message not in members:
         raise BatchResultError(f"the batch handler reported {message!r}, which is not a message of its batch")
-
-
-def _as_async(fn: BatchFn | SyncBatchFn) -> BatchFn:
-    if is_async(fn):
-        return fn  # type: ignore[return-value]
-    sync_fn: SyncBatchFn = fn  # type: ignore[assignment]
-
-    async def in_thread(messages: Sequence[Message]) -> BatchResult:
-        return await asyncio.to_thread(sync_fn, messages)
-
-    return in_thread

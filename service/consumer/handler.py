@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import TypeAlias
+from typing import ParamSpec, TypeAlias, TypeVar, cast
 
 from service.consumer.message import Message
 
 Handler: TypeAlias = Callable[[Message], Awaitable[None]]
 SyncHandler: TypeAlias = Callable[[Message], None]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def as_handler(handler: Handler | SyncHandler) -> Handler:
@@ -18,14 +20,22 @@ def as_handler(handler: Handler | SyncHandler) -> Handler:
 
     A thread cannot be cancelled: at shutdown its message is handed back while the thread finishes.
     """
-    if is_async(handler):
-        return handler  # type: ignore[return-value]
-    sync_handler: SyncHandler = handler  # type: ignore[assignment]
+    return to_async(handler)
 
-    async def in_thread(message: Message) -> None:
-        await asyncio.to_thread(sync_handler, message)
 
-    in_thread.__name__ = getattr(handler, "__name__", "handler")
+def to_async(fn: Callable[P, Awaitable[R]] | Callable[P, R]) -> Callable[P, Awaitable[R]]:
+    """`fn` as a coroutine function: as it is when it is async (see `is_async`), else run in a worker thread.
+
+    Every kind of handler (single, typed, batch) goes through here, so sync and async ones behave alike.
+    """
+    if is_async(fn):
+        return cast(Callable[P, Awaitable[R]], fn)
+    sync_fn = cast(Callable[P, R], fn)
+
+    async def in_thread(*args: P.args, **kwargs: P.kwargs) -> R:
+        return await asyncio.to_thread(sync_fn, *args, **kwargs)
+
+    in_thread.__name__ = getattr(fn, "__name__", "handler")
     return in_thread
 
 

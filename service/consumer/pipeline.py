@@ -18,7 +18,7 @@ from service.consumer.gathering import BatchingProcessor
 from service.consumer.handler import Handler
 from service.consumer.health import Health, ShutdownSummary
 from service.consumer.ledger import Ledger
-from service.consumer.message import Message
+from service.consumer.message import Message, is_fifo
 from service.consumer.outcome import Outcome
 from service.consumer.processors import Processor
 from service.consumer.receiver import Receiver
@@ -89,7 +89,7 @@ class Pipeline:
         self._batch_step = (
             self._handle_batch if parts.batch_middleware is None else parts.batch_middleware(self._handle_batch)
         )
-        self._fifo = parts.queue_url.endswith(".fifo")
+        self._fifo = is_fifo(parts.queue_url)
         self._envelope_kinds = envelope_kinds(settings.envelope)
         self.cancelled = 0
         # With cancel_on_lease_lost: the task running each message's handler, and those cancelled for a lost lease.

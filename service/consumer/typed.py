@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, TypeAlias, TypeVar
+from typing import Any, Literal, TypeAlias, TypeVar, cast
 
 from service.consumer.bodies import type_adapter
-from service.consumer.handler import Handler, is_async
+from service.consumer.handler import Handler, to_async
 from service.consumer.message import Message
 from service.errors import ConfigError, InvalidBody
 
@@ -28,7 +27,9 @@ def typed_handler(handler: TypedHandler[T], model: type[T], *, on_invalid: OnInv
     if on_invalid not in ON_INVALID:
         raise ConfigError("on_invalid", on_invalid, " or ".join(repr(choice) for choice in ON_INVALID))
     type_adapter(model)  # at registration: a missing Pydantic or a type it cannot validate fails here, not per message
-    call = _as_async(handler)
+    # The alias says "awaitable or None" for either kind; to_async tells them apart at run time.
+    either = cast("Callable[[Message, Any], Awaitable[None]] | Callable[[Message, Any], None]", handler)
+    call: Callable[[Message, Any], Awaitable[None]] = to_async(either)
 
     async def typed(message: Message) -> None:
         try:
@@ -41,13 +42,3 @@ def typed_handler(handler: TypedHandler[T], model: type[T], *, on_invalid: OnInv
 
     typed.__name__ = getattr(handler, "__name__", "handler")
     return typed
-
-
-def _as_async(handler: TypedHandler[Any]) -> Callable[[Message, Any], Awaitable[None]]:
-    if is_async(handler):
-        return handler  # type: ignore[return-value]
-
-    async def in_thread(message: Message, value: Any) -> None:
-        await asyncio.to_thread(handler, message, value)
-
-    return in_thread
