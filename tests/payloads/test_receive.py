@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from service.consumer.message import Message, S3Payload
@@ -14,7 +12,7 @@ from service.errors import HandlerError, MQError
 from service.payloads.payloads import S3Payloads
 from service.payloads.pointer import PayloadError
 from service.payloads.store import create_s3_client
-from tests.support.s3 import object_keys, send_offloaded
+from tests.support.s3 import consuming, object_keys, send_offloaded
 from tests.support.sqs import QueueFactory, dead_letter_queue_of, drain_queue, eventually, queue_counts, until
 
 if TYPE_CHECKING:
@@ -38,26 +36,6 @@ class Seen:
         self.messages.append((message.body, attributes, message.s3_payload))
         if self.fail:
             raise RuntimeError("handler failed")
-
-
-@asynccontextmanager
-async def consuming(
-    url: str, payloads: S3Payloads, handler: Seen, errors: list[MQError] | None = None, **options: object
-) -> AsyncIterator[Server]:
-    """A Server with the payload resolver and cleanup, inside the payloads' lifecycle."""
-    async with (
-        payloads,
-        Server(
-            url,
-            payloads.wrap_handler(handler),
-            observer=payloads.observers,
-            wait_time_seconds=1,
-            deletion_interval_s=0.2,
-            error_handler=None if errors is None else errors.append,
-            **options,  # type: ignore[arg-type]
-        ) as server,
-    ):
-        yield server
 
 
 async def test_handler_sees_the_body_from_s3_and_both_are_deleted(

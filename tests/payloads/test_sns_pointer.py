@@ -7,11 +7,10 @@ from typing import TYPE_CHECKING
 from aiobotocore.session import get_session
 
 from service.consumer.message import Message
-from service.consumer.server import Server
 from service.payloads.payloads import S3Payloads
 from service.payloads.pointer import SIZE_ATTRIBUTE, pointer_body
 from service.sqs.envelopes import SnsEnvelope
-from tests.support.s3 import object_keys
+from tests.support.s3 import consuming, object_keys
 from tests.support.sqs import QueueFactory, until
 
 if TYPE_CHECKING:
@@ -46,16 +45,7 @@ async def test_an_sns_wrapped_pointer_is_resolved_and_its_object_kept(
         seen.append(message)
 
     payloads = S3Payloads(bucket, client=s3, delete_payloads=True)
-    async with (
-        payloads,
-        Server(
-            url,
-            payloads.wrap_handler(handler),
-            observer=payloads.observers,
-            wait_time_seconds=0,
-            deletion_interval_s=0.1,
-        ) as server,
-    ):
+    async with consuming(url, payloads, handler) as server:
         await until(lambda: server.health.deleted == 1)
 
     (message,) = seen

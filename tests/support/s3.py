@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+from service.consumer.handler import Handler
+from service.consumer.server import Server
+from service.errors import MQError
+from service.payloads.payloads import S3Payloads
 from service.payloads.pointer import (
     LEGACY_POINTER_CLASS,
     LEGACY_SIZE_ATTRIBUTE,
@@ -59,3 +64,23 @@ async def read_object(s3: S3Client, bucket: str, key: str) -> str:
     response = await s3.get_object(Bucket=bucket, Key=key)
     async with response["Body"] as stream:
         return (await stream.read()).decode()
+
+
+@asynccontextmanager
+async def consuming(
+    url: str, payloads: S3Payloads, handler: Handler, errors: list[MQError] | None = None, **options: object
+) -> AsyncIterator[Server]:
+    """A Server with the payload resolver and cleanup, inside the payloads' lifecycle."""
+    async with (
+        payloads,
+        Server(
+            url,
+            payloads.wrap_handler(handler),
+            observer=payloads.observers,
+            wait_time_seconds=1,
+            deletion_interval_s=0.2,
+            error_handler=None if errors is None else errors.append,
+            **options,  # type: ignore[arg-type]
+        ) as server,
+    ):
+        yield server
