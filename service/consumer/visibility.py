@@ -96,11 +96,13 @@ class Visibility:
     async def heartbeat(self) -> None:
         """Extend messages about to become visible again while they wait or run (runs until cancelled).
 
-        Every `visibility_timeout / 4` seconds, messages with less than half their timeout left get a
+        Every `visibility_timeout / 8` seconds, messages with less than half their timeout left get a
         fresh `visibility_timeout`, so a long handler is not redelivered to another consumer meanwhile.
-        A message whose deadline passed with no successful extension has lost its lease.
+        The short tick leaves an extension at least 3/8 of the timeout to reach SQS (a slow answer on a
+        busy host must not cost the lease); the half threshold keeps extensions to about one per half
+        timeout. A message whose deadline passed with no successful extension has lost its lease.
         """
-        tick_s = max(0.1, self._visibility_timeout / 4)
+        tick_s = max(0.1, self._visibility_timeout / 8)
         threshold_s = self._visibility_timeout / 2
         while True:
             await asyncio.sleep(tick_s)

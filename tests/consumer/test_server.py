@@ -214,12 +214,13 @@ async def test_the_heartbeat_keeps_a_long_handler_invisible(
         running.set()
         await finish.wait()
 
-    server = Server(url, handler, client=pipeline_sqs, visibility_timeout=2, deletion_interval_s=0.5, observer=recorder)
+    # A 4 s timeout leaves each extension at least 1.3 s to reach SQS, however busy the host.
+    server = Server(url, handler, client=pipeline_sqs, visibility_timeout=4, deletion_interval_s=0.5, observer=recorder)
     async with server:
         await running.wait()
-        # Another consumer polls for 5 s: more than twice the visibility timeout.
+        # Another consumer polls for 9 s: more than twice the visibility timeout.
         stolen = []
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 9
         while time.monotonic() < deadline:
             stolen.extend(await drain_queue(sqs, url, wait_s=1))
         finish.set()
@@ -231,7 +232,7 @@ async def test_the_heartbeat_keeps_a_long_handler_invisible(
 async def test_without_heartbeat_a_long_handler_is_redelivered(
     pipeline_sqs: SQSClient, sqs: SQSClient, make_queue: QueueFactory
 ) -> None:
-    """The control for the heartbeat test: the same timing without it lets another consumer in."""
+    """The control for the heartbeat test: without it, another consumer gets the long handler's message."""
     url = await make_queue()
     await send_messages(sqs, url, ["long"])
     running, finish = asyncio.Event(), asyncio.Event()
