@@ -12,6 +12,7 @@ from service.app.operations import Operations
 from service.consumer.batching import AnyHandler
 from service.consumer.router import wrap_handlers
 from service.consumer.server import Server
+from service.idempotency import Idempotent
 from service.payloads.payloads import S3Payloads
 from service.telemetry.hooks import Hooks
 
@@ -43,7 +44,7 @@ class Consumer:
         payloads: S3Payloads | None,
         budget: Budget | None,
         draining: Callable[[], bool],
-        guard: Callable[[AnyHandler], AnyHandler] | None = None,
+        guard: Callable[[AnyHandler], tuple[AnyHandler, Idempotent]] | None = None,
     ) -> None:
         self.spec = spec
         self.name = spec.name
@@ -57,8 +58,9 @@ class Consumer:
         handler = spec.handler
         if hooks.wrap_handler is not None:
             handler = wrap_handlers(handler, hooks.wrap_handler)
+        self.idempotency: Idempotent | None = None  # this queue's idempotency guard, if any
         if guard is not None:  # inside the payload step: a body key hashes the body, not its pointer
-            handler = guard(handler)
+            handler, self.idempotency = guard(handler)
         if payloads is not None:
             handler = wrap_handlers(handler, payloads.wrap_handler, payloads.wrap_batch)
         self.server = Server(
@@ -97,4 +99,5 @@ class Consumer:
             "paused_since": server.paused_since,
             "max_messages_per_s": server.rate_limit,
             "pipeline": server.health.snapshot(),
+            "idempotency": None if self.idempotency is None else self.idempotency.stats(),
         }

@@ -77,7 +77,6 @@ class Runtime:
         self.hooks = self._hooks_for(hooks, self.queue_url)
         self.payloads = _payloads(settings, self.hooks)
         self.budget = None if max_in_flight is None else Budget(max_in_flight)
-        self.idempotency: Idempotent | None = None  # the first queue's guard (its counters in /status)
         self._store = self._idempotency_store()
         self.consumers: dict[str, Consumer] = {}
         for index, spec in enumerate(specs):
@@ -134,21 +133,27 @@ class Runtime:
         except ConfigError as error:  # the redis package is missing: say which variable asked for it
             raise ConfigError("MQ_IDEMPOTENCY_STORE", redacted(settings.idempotency_store), error.allowed) from error
 
-    def _guarded(self, handler: AnyHandler, *, namespace: str) -> AnyHandler:
-        """`handler` under an idempotency guard: one guard per queue for every route, batch routes included."""
+    @property
+    def idempotency(self) -> Idempotent | None:
+        """The first queue's idempotency guard (the only one's, in a one-queue service), or None."""
+        return next(iter(self.consumers.values())).idempotency
+
+    def _guarded(self, handler: AnyHandler, *, namespace: str) -> tuple[AnyHandler, Idempotent]:
+        """`handler` under an idempotency guard, and the guard: one per queue for every route, batch routes included."""
         if isinstance(handler, BatchHandler):
             guard = self._guard(Router(fallback=handler), namespace)
-            return guard.guarding_batches(handler)
+            return guard.guarding_batches(handler), guard
         if isinstance(handler, Router) and handler.batching:
             guard = self._guard(handler, namespace)
-            return wrap_handlers(handler, guard.guarding, guard.guarding_batches)
-        return self._guard(as_handler(handler), namespace)
+            return wrap_handlers(handler, guard.guarding, guard.guarding_batches), guard
+        guard = self._guard(as_handler(handler), namespace)
+        return guard, guard
 
     def _guard(self, handler: Handler, namespace: str) -> Idempotent:
         """The idempotency guard around a queue's handler (MQ_IDEMPOTENCY_*); keys are prefixed with its name."""
         settings = self.settings
         assert self._store is not None
-        guard = idempotent(
+        return idempotent(
             handler,
             self._store,
             key=settings.idempotency_key,
@@ -156,9 +161,6 @@ class Runtime:
             namespace=namespace,
             observer=self.hooks.idempotency_observer,
         )
-        if self.idempotency is None:
-            self.idempotency = guard
-        return guard
 
     def _publisher(self, queue_url: str) -> Publisher:
         """A Publisher behind /publish (or /queues/{name}/publish)."""

@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from service import Message
 from service.app.config import Settings
+from service.app.consumers import QueueSpec
 from service.errors import ConfigError
 from service.telemetry import Telemetry
 from tests.support.redis import free_port
@@ -88,6 +89,63 @@ async def test_with_the_store_down_nothing_is_handled_and_readyz_says_why(
         return visible + invisible == 3
 
     await eventually(all_still_queued, what="every message still in the queue")
+
+
+async def test_each_queue_has_its_guard_counted_under_its_name(
+    sqs: SQSClient, make_queue: QueueFactory, redis_url: str
+) -> None:
+    urls = {"orders": await make_queue(), "audit": await make_queue()}
+    handled: Counter[tuple[str, str]] = Counter()
+
+    def handler(name: str):  # type: ignore[no-untyped-def]
+        async def handle(message: Message) -> None:
+            handled[name, message.body] += 1
+
+        return handle
+
+    base = dataclasses.replace(BASE, concurrency=1, idempotency_store=redis_url, idempotency_key="body")
+    specs = [
+        QueueSpec(name, url, dataclasses.replace(base, queue_url=url), handler(name)) for name, url in urls.items()
+    ]
+    async with running(base, queues=specs) as service:
+        servers = {name: consumer.server for name, consumer in service.runtime.consumers.items()}
+        await send_messages(sqs, urls["audit"], ["a-1"])
+        await until(lambda: servers["audit"].health.deleted == 1, what="the first copy deleted")
+        await send_messages(sqs, urls["audit"], ["a-1"])
+        # The same body on another queue is another key: each queue's keys are its own.
+        await send_messages(sqs, urls["orders"], ["a-1", "o-1"])
+        await until(lambda: servers["audit"].health.deleted == 2, what="the audit queue's copy deleted")
+        await until(lambda: servers["orders"].health.deleted == 2, what="the orders queue's messages deleted")
+        status = (await service.client.get("/status")).json()
+    assert handled == {("audit", "a-1"): 1, ("orders", "a-1"): 1, ("orders", "o-1"): 1}
+    queues = status["queues"]
+    assert (queues["audit"]["idempotency"]["completed"], queues["audit"]["idempotency"]["skipped"]) == (1, 1)
+    assert (queues["orders"]["idempotency"]["completed"], queues["orders"]["idempotency"]["skipped"]) == (2, 0)
+    assert (status["idempotency"]["completed"], status["idempotency"]["skipped"]) == (3, 1)
+    assert status["idempotency"]["problem"] is None
+
+
+async def test_with_the_store_down_readyz_names_the_queue_that_cannot_handle(
+    sqs: SQSClient, make_queue: QueueFactory
+) -> None:
+    urls = {"orders": await make_queue(), "audit": await make_queue()}
+
+    async def handler(message: Message) -> None:
+        raise AssertionError("no handler runs unguarded")
+
+    down = dataclasses.replace(BASE, idempotency_store=f"redis://127.0.0.1:{free_port()}/0")
+    specs = [QueueSpec(name, url, dataclasses.replace(down, queue_url=url), handler) for name, url in urls.items()]
+    async with running(down, queues=specs) as service:
+        await send_messages(sqs, urls["audit"], ["a-1", "a-2", "a-3"])
+        guard = service.runtime.consumers["audit"].idempotency
+        assert guard is not None
+        await until(lambda: guard.counts["store_errors"] >= 3, what="three store errors on the audit queue")
+        ready = await service.client.get("/readyz")
+        status = (await service.client.get("/status")).json()
+    assert ready.status_code == 503
+    assert ready.json()["reason"].startswith("queue audit: the idempotency store failed")
+    assert status["queues"]["orders"]["idempotency"]["store_errors"] == 0
+    assert status["idempotency"]["problem"].startswith("queue audit: ")
 
 
 @pytest.mark.parametrize(

@@ -69,7 +69,7 @@ def not_ready_reason(service: AdminService) -> str | None:
         return "draining"
     consumers = service.consumers
     for name, consumer in consumers.items():
-        reason = server_not_ready(consumer.server, service.idempotency)
+        reason = server_not_ready(consumer.server, consumer.idempotency)
         if reason is not None:
             return reason if len(consumers) == 1 else f"queue {name}: {reason}"
     return None

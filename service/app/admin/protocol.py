@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from service.app.consumers import Consumer
     from service.app.operations import Operations
     from service.consumer.server import Server
-    from service.idempotency import Idempotent
     from service.publishing.publisher import Publisher
     from service.telemetry.hooks import Hooks
 
@@ -29,7 +28,6 @@ class AdminService(Protocol):
     operations: Operations  # the first queue's
     consumers: dict[str, Consumer]  # every queue's Server and Operations, by queue name, in the table's order
     publishers: dict[str, Publisher]  # with several queues, a Publisher for each (POST /queues/{name}/publish)
-    idempotency: Idempotent | None
     hooks: Hooks
 
     @property

@@ -86,13 +86,17 @@ _STATUS = {
                     "paused_since",
                     "max_messages_per_s",
                     "pipeline",
+                    "idempotency",
                 ],
+                "properties": {"idempotency": {"type": ["object", "null"], "description": "The queue's guard."}},
             },
         },
         "idempotency": {
             "type": ["object", "null"],
             "description": "The idempotency guard's counters (completed, skipped as duplicates, in progress "
-            "elsewhere, store errors, unguarded) and the store's state; null when there is no guard.",
+            "elsewhere, store errors, unguarded) and the store's state; null when there is no guard. With several "
+            "queues (a guard each, on one store): the counters summed, the longest run of store errors, and the "
+            "first queue's problem, named.",
         },
     },
 }
@@ -119,8 +123,27 @@ def status(service: AdminService, liveness: Liveness) -> dict[str, Any]:
         "publisher": service.publisher.stats(),
         "settings": shown_settings(service),
         "queues": {name: consumer.status() for name, consumer in service.consumers.items()},
-        "idempotency": None if service.idempotency is None else service.idempotency.stats(),
+        "idempotency": _idempotency(service),
         "span_export": None if service.hooks.span_export_stats is None else service.hooks.span_export_stats(),
+    }
+
+
+def _idempotency(service: AdminService) -> dict[str, Any] | None:
+    """The idempotency guards' stats: the only guard's, or every queue's combined."""
+    guards = {name: c.idempotency for name, c in service.consumers.items() if c.idempotency is not None}
+    stats = {name: guard.stats() for name, guard in guards.items()}
+    if len(stats) <= 1:
+        return next(iter(stats.values()), None)
+    entries = list(stats.values())
+    counted = next(iter(guards.values())).counts
+    combined = {key: sum(entry[key] for entry in entries) for key in counted}
+    worst = max(entries, key=lambda entry: entry["consecutive_store_errors"])
+    problem = next((f"queue {name}: {entry['problem']}" for name, entry in stats.items() if entry["problem"]), None)
+    return {
+        **combined,
+        "consecutive_store_errors": worst["consecutive_store_errors"],
+        "last_store_error": worst["last_store_error"],
+        "problem": problem,
     }
 
 
