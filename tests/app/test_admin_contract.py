@@ -2,7 +2,7 @@
 
 Run as a client author would: the CLI, every check on, against `python -m service run`, once per mode that
 changes `/openapi.json` (a standard or a FIFO publish queue, with or without content-based deduplication, the
-token on or off). Only `POST /drain` is left out: it ends the run. The operator's routes all run: `/pause` and
+token on or off, one queue or a queue table of two whose per-queue routes each have their queue's schema). Only `POST /drain` is left out: it ends the run. The operator's routes all run: `/pause` and
 `/resume` toggle receiving (readiness stays 200 while paused), `PUT /limits` sets a rate, and a redrive of the
 consumed queue's empty dead-letter queue finishes at once. Bounded and deterministic, so a run takes seconds
 and a failure reproduces.
@@ -36,13 +36,28 @@ class Mode:
     content_based_deduplication: bool
     token: bool
     ready: bool = True  # False: the consumed queue does not exist, so /readyz answers 503 all along
+    queues: bool = False  # True: a queue table of the consumed queue and a FIFO queue (MQ_CONFIG)
 
 
 MODES = {
     "standard queue, token": Mode(fifo=False, content_based_deduplication=False, token=True),
     "FIFO queue, no token, never ready": Mode(fifo=True, content_based_deduplication=False, token=False, ready=False),
     "FIFO queue with content-based deduplication, token": Mode(fifo=True, content_based_deduplication=True, token=True),
+    "two queues, a standard and a FIFO one, token": Mode(
+        fifo=False, content_based_deduplication=False, token=True, queues=True
+    ),
 }
+SECOND_QUEUE = "events.fifo"
+
+
+async def _queue_table(make_queue: QueueFactory, consumed: str, folder: Path) -> Path:
+    """A queue table of the consumed queue and a FIFO queue, each with a dead-letter queue."""
+    fifo = await make_queue(fifo=True, max_receive_count=3)
+    path = folder / "queues.toml"
+    path.write_text(
+        f'[[queues]]\nname = "orders"\nurl = "{consumed}"\n\n[[queues]]\nname = "{SECOND_QUEUE}"\nurl = "{fifo}"\n'
+    )
+    return path
 
 
 async def _queues(make_queue: QueueFactory, mode: Mode) -> tuple[str, str]:
@@ -121,6 +136,8 @@ async def test_schemathesis_finds_no_contract_defect(make_queue: QueueFactory, t
     env = env_for(consumed, MQ_PUBLISH_QUEUE_URL=published, MQ_LOG_LEVEL="WARNING", MQ_PUBLISH_MAX_BATCH="5")
     if token is not None:
         env["MQ_ADMIN_TOKEN"] = token
+    if mode.queues:
+        env["MQ_CONFIG"] = str(await _queue_table(make_queue, consumed, tmp_path))
     async with service_process(env, tmp_path / "service.log") as service:
         probe = "/readyz" if mode.ready else "/healthz"
         await eventually(lambda: _answers(service.client, probe), what=f"{probe} answers 200")
@@ -141,3 +158,7 @@ async def test_schemathesis_finds_no_contract_defect(make_queue: QueueFactory, t
     assert ("group_id" in message["properties"]) is mode.fifo
     assert ("deduplication_id" in message["required"]) is (mode.fifo and not mode.content_based_deduplication)
     assert ("security" in document["paths"]["/publish"]["post"]) is mode.token
+    if mode.queues:  # each queue's publish route has its queue's schema
+        fifo = document["paths"][f"/queues/{SECOND_QUEUE}/publish"]["post"]["requestBody"]["content"]
+        assert "group_id" in fifo["application/json"]["schema"]["oneOf"][0]["properties"]
+        assert "/queues/orders/publish" in document["paths"]
