@@ -19,6 +19,7 @@ from service.app.config import ENV_VARIABLES, Layer, Settings, env_layer, flag_l
 from service.consumer.settings import SETTING_NAMES
 from service.errors import ConfigError
 from service.sqs.local import QUEUE_NAME
+from service.sqs.urls import queue_name
 
 CONFIG_VARIABLE = "MQ_CONFIG"
 MAX_WEIGHT = 1000
@@ -63,11 +64,6 @@ class QueueTable:
     def names(self) -> list[str]:
         """The queues' names, in the table's order."""
         return [queue.name for queue in self.queues]
-
-
-def queue_name(url: str) -> str:
-    """The queue's name from its URL (the last path segment)."""
-    return url.rstrip("/").rsplit("/", 1)[-1]
 
 
 def read_table(environ: Mapping[str, str], overrides: Mapping[str, str], path: str = "") -> QueueTable:

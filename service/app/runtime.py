@@ -30,7 +30,6 @@ from service.app.admin import create_app
 from service.app.config import Settings
 from service.app.consumers import Consumer, QueueSpec
 from service.app.listener import bind_admin, serve_admin, warn_if_open
-from service.app.queues import queue_name
 from service.consumer.batching import AnyHandler, BatchHandler
 from service.consumer.handler import Handler, as_handler
 from service.consumer.router import Router, wrap_handlers
@@ -41,6 +40,7 @@ from service.idempotency.stores import redacted
 from service.payloads.payloads import S3Payloads
 from service.publishing.publisher import Publisher
 from service.sqs.local import QUEUE_NAME
+from service.sqs.urls import queue_name
 from service.telemetry.hooks import Hooks, HooksFactory
 
 if TYPE_CHECKING:

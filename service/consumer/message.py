@@ -27,11 +27,6 @@ T = TypeVar("T")
 _UNDECODED: Any = object()  # `json()` not called yet (None is a valid JSON body)
 
 
-def is_fifo(queue_url: str) -> bool:
-    """True for a FIFO queue's URL (its name ends in .fifo)."""
-    return queue_url.endswith(".fifo")
-
-
 @dataclass(frozen=True)
 class S3Payload:
     """Where a message's body was stored: an S3 object the sender offloaded it to, and its size in bytes."""

@@ -18,7 +18,7 @@ from service.consumer.gathering import BatchingProcessor
 from service.consumer.handler import Handler
 from service.consumer.health import Health, ShutdownSummary
 from service.consumer.ledger import Ledger
-from service.consumer.message import Message, is_fifo
+from service.consumer.message import Message
 from service.consumer.outcome import Outcome
 from service.consumer.processors import Processor
 from service.consumer.receiver import Receiver
@@ -29,6 +29,7 @@ from service.consumer.settings import ServerSettings
 from service.consumer.visibility import Visibility
 from service.errors import HandlerError, LeaseLostError, Reject, Retry
 from service.sqs.envelopes import S3TestEvent, envelope_kinds
+from service.sqs.urls import is_fifo
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient

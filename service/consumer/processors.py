@@ -12,9 +12,10 @@ import mmh3
 
 from service.aio.channel import Channel
 from service.consumer.groups import GroupCap
-from service.consumer.message import Message, is_fifo
+from service.consumer.message import Message
 from service.consumer.outcome import Outcome, Steps
 from service.errors import ConfigError
+from service.sqs.urls import is_fifo
 
 ProcessFn = Callable[[Message], Awaitable[Outcome]]
 ProcessorName = Literal["auto", "bounded", "unbounded", "partitioned"]

@@ -19,7 +19,6 @@ from service.consumer.gathering import BatchingProcessor
 from service.consumer.handler import Handler, as_handler
 from service.consumer.health import Health, HealthObserver, ShutdownSummary
 from service.consumer.ledger import Ledger
-from service.consumer.message import is_fifo
 from service.consumer.observer import PipelineObserver
 from service.consumer.pipeline import (
     DEFAULT_FLUSH_TIMEOUT_S,
@@ -42,6 +41,7 @@ from service.consumer.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from service.consumer.router import Router
 from service.consumer.settings import ServerOptions, ServerSettings
 from service.sqs.client import create_client
+from service.sqs.urls import is_fifo
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient

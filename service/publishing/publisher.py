@@ -27,6 +27,7 @@ from service.publishing.observer import Offload, OutputHandler, PublishObserver
 from service.publishing.settings import PublisherOptions, PublisherSettings
 from service.sqs.batch import BatchResult, call_batch
 from service.sqs.client import create_client
+from service.sqs.urls import is_fifo
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
@@ -86,7 +87,7 @@ class Publisher(Runner[None]):
         super().__init__()
         self.settings = s = replace(settings or PublisherSettings(), **options)
         self.queue_url = queue_url
-        self.fifo = queue_url.endswith(".fifo") if s.fifo is None else s.fifo
+        self.fifo = is_fifo(queue_url) if s.fifo is None else s.fifo
         self.content_based_deduplication = s.content_based_deduplication
         self._max_message_bytes = s.message_bytes(None if offload is None else offload.max_body_bytes)
         # What SQS itself takes: an entry that stayed in the message (offloaded or small) must fit.

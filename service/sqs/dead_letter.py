@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from service.sqs.batch import BatchResult, call_batch
+from service.sqs.urls import is_fifo
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
@@ -84,7 +85,7 @@ async def send_to_dead_letter_queue(
     client: SQSClient, dead_letter_url: str, rejections: Sequence[tuple[Mapping[str, Any], str]]
 ) -> BatchResult:
     """Send up to 10 (received message, reason) pairs to the dead-letter queue; entry Ids are their indexes."""
-    fifo = dead_letter_url.endswith(".fifo")
+    fifo = is_fifo(dead_letter_url)
     entries = [rejection_entry(str(i), raw, reason, fifo=fifo) for i, (raw, reason) in enumerate(rejections)]
     return await call_batch(
         lambda batch: client.send_message_batch(QueueUrl=dead_letter_url, Entries=batch),  # type: ignore[arg-type]

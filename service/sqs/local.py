@@ -13,6 +13,7 @@ from aiobotocore.session import get_session
 
 from service.errors import ConfigError
 from service.sqs.client import create_client
+from service.sqs.urls import is_fifo
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
@@ -176,7 +177,7 @@ class LocalSQS:
         names = {name: _dead_letter_name(name) for name in self.queue_names} or {QUEUE_NAME: DEAD_LETTER_QUEUE_NAME}
         async with create_client(kind="botocore") as client:  # CreateQueue: only aiobotocore's client has it
             for name, dead_letter_queue_name in names.items():
-                fifo = {"FifoQueue": "true"} if name.endswith(".fifo") else {}
+                fifo = {"FifoQueue": "true"} if is_fifo(name) else {}
                 url, dead_letter_url = await create_queue_with_dead_letter_queue(
                     client,
                     name,

@@ -19,6 +19,7 @@ from service.errors import SQSError
 from service.sqs.batch import call_batch
 from service.sqs.dead_letter import copy_entry
 from service.sqs.queues import sqs_call
+from service.sqs.urls import is_fifo
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
@@ -76,7 +77,7 @@ class ClientSideMove:
         self._client = client
         self._source = source_url
         self._destination = destination_url
-        self._fifo = destination_url.endswith(".fifo")
+        self._fifo = is_fifo(destination_url)
         self._pacer = Pacer(per_s)
         self._visibility_timeout_s = visibility_timeout_s
 

@@ -18,6 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from service.errors import SQSError
 from service.sqs.batch import call_batch, error_from_exception
+from service.sqs.urls import is_fifo, queue_name
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
@@ -55,12 +56,12 @@ class QueueView:
     @property
     def name(self) -> str:
         """The queue's name: the last part of its URL."""
-        return self.url.rstrip("/").rsplit("/", 1)[-1]
+        return queue_name(self.url)
 
     @property
     def fifo(self) -> bool:
         """True for a FIFO queue."""
-        return self.name.endswith(".fifo")
+        return is_fifo(self.url)
 
     def as_dict(self, *, redrive: bool = False) -> dict[str, Any]:
         """JSON-ready; `redrive` adds `max_receive_count`."""

@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from service.sqs.urls import queue_name
 from service.telemetry.consumer import ConsumerTelemetry
 from service.telemetry.hooks import Hooks
 from service.telemetry.idempotency import IdempotencyTelemetry
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
     from types_aiobotocore_sqs import SQSClient
 
-__all__ = ["EXPORT_PATHS", "Telemetry", "TraceContextLogFilter", "queue_name"]
+__all__ = ["EXPORT_PATHS", "Telemetry", "TraceContextLogFilter"]
 
 DEFAULT_SERVICE_NAME = "mq-service"
 # Probes and scrapes are not traced: they would drown the traces that matter.
@@ -254,11 +255,6 @@ def _lean_sinks(
 
         sinks.append(ReadableSpanSink(to_processor, resource))
     return sinks
-
-
-def queue_name(queue_url: str) -> str:
-    """The queue's name: the last part of its URL."""
-    return queue_url.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _endpoint(environ: Mapping[str, str], signal: str) -> str | None:

@@ -1,11 +1,11 @@
 """The admin API's contract: `schemathesis run --checks all` against the real service process finds nothing.
 
-Run as a client author would: the CLI, every check on, against `python -m service run`, once per mode that
-changes `/openapi.json` (a standard or a FIFO publish queue, with or without content-based deduplication, the
-token on or off, one queue or a queue table of two whose per-queue routes each have their queue's schema). Only `POST /drain` is left out: it ends the run. The operator's routes all run: `/pause` and
-`/resume` toggle receiving (readiness stays 200 while paused), `PUT /limits` sets a rate, and a redrive of the
-consumed queue's empty dead-letter queue finishes at once. Bounded and deterministic, so a run takes seconds
-and a failure reproduces.
+Run as a client author would: the CLI, every check on, against `python -m service run`, once per mode that changes
+`/openapi.json` (a standard or a FIFO publish queue, with or without content-based deduplication, the token on or
+off, one queue or a queue table of two whose per-queue routes each have their queue's schema). Only `POST /drain` is
+left out: it ends the run. The operator's routes all run: `/pause` and `/resume` toggle receiving (readiness stays
+200 while paused), `PUT /limits` sets a rate, and a redrive of the consumed queue's empty dead-letter queue finishes
+at once. Bounded and deterministic, so a run takes seconds and a failure reproduces.
 """
 
 from __future__ import annotations
