@@ -312,7 +312,7 @@ async def test_the_heartbeat_keeps_a_long_batch_invisible(
 
     async def long_job(messages: Sequence[Message]) -> None:
         calls.append([m.body for m in messages])
-        await asyncio.sleep(5)  # the scenario: a batch that outlives its messages' visibility timeout (2 s)
+        await asyncio.sleep(9)  # the scenario: a batch that outlives its messages' visibility timeout twice
 
     outcomes = Outcomes()
     server = Server(
@@ -320,7 +320,7 @@ async def test_the_heartbeat_keeps_a_long_batch_invisible(
         batch(long_job, max_messages=3, max_wait_s=5),
         client=pipeline_sqs,
         concurrency=2,
-        visibility_timeout=2,
+        visibility_timeout=4,  # each extension has at least 1.3 s to reach SQS, however busy the host
         deletion_interval_s=0.5,
         wait_time_seconds=0,
         observer=outcomes,
