@@ -10,6 +10,7 @@ from typing import Protocol
 
 from service.aio.channel import Channel
 from service.consumer.batching import BatchHandler
+from service.consumer.fifo import FailedGroups
 from service.consumer.message import Message
 
 
@@ -69,6 +70,7 @@ class _Batches:
         # Per handler, the gathered messages, oldest first (their `received_at` opens the batching window).
         self._pending: dict[BatchHandler, deque[Message]] = {}
         self._busy_groups: set[str] = set()
+        self._failed = FailedGroups()
         self._running = 0
         self._ended = False
         self._wake = asyncio.Event()
@@ -76,12 +78,12 @@ class _Batches:
     async def gather(self, messages: Channel[Message]) -> None:
         try:
             async for message in messages:
-                handler = self._handler_for(message)
-                pending = self._pending.get(handler)
-                if pending is None:
-                    pending = self._pending[handler] = deque()
-                pending.append(message)
+                if self._failed.blocks(message.group_id, message):
+                    self._release(message)  # received before an earlier message of its group failed
+                else:
+                    self._pending.setdefault(self._handler_for(message), deque()).append(message)
                 if not len(messages):  # what the receive brought is all in: the dispatcher may look now
+                    self._failed.caught_up()
                     self._wake.set()
         finally:
             self._ended = True
@@ -164,6 +166,8 @@ class _Batches:
         if not failed:
             return
         # A group's later messages must not run before its failed one: hand them back, in their order.
+        for group_id in failed:
+            self._failed.failed(group_id)
         for handler, pending in list(self._pending.items()):
             kept = deque(message for message in pending if message.group_id not in failed)
             for message in pending:

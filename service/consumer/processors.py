@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Literal, Protocol, runtime_checkable
@@ -11,6 +10,7 @@ from typing import Literal, Protocol, runtime_checkable
 import mmh3
 
 from service.aio.channel import Channel
+from service.consumer.fifo import FailedGroups
 from service.consumer.groups import GroupCap
 from service.consumer.message import Message
 from service.consumer.outcome import Outcome, Steps
@@ -165,8 +165,8 @@ class PartitionedProcessor:
                 async for message in messages:
                     key = partition_key(message)
                     backlogs.add(partition_of(key, self.partitions), key, message)
-                    if backlogs.failed_at and not messages:
-                        backlogs.failed_at.clear()  # every message received before a failure has been seen
+                    if not messages:
+                        backlogs.failed.caught_up()
             finally:
                 backlogs.end_of_input()
 
@@ -181,11 +181,10 @@ class _Backlogs:
         self._queued: dict[int, deque[tuple[str, Message]]] = {}
         self._ready: asyncio.Queue[int | None] = asyncio.Queue()
         self._input_ended = False
-        # FIFO group -> when its last failure was seen: its messages received before then are handed back.
-        self.failed_at: dict[str, float] = {}
+        self.failed = FailedGroups()  # on a FIFO queue a key is a group
 
     def add(self, partition: int, key: str, message: Message) -> None:
-        if self.failed_at and message.received_at <= self.failed_at.get(key, -1.0):
+        if self.failed.blocks(key, message):
             self._steps.release(message)  # received before an earlier message of its group failed
             return
         queued = self._queued.get(partition)
@@ -218,7 +217,7 @@ class _Backlogs:
 
     def _hand_back_group(self, queued: deque[tuple[str, Message]], key: str) -> None:
         """A FIFO group's message will come back: its later messages must not run before it."""
-        self.failed_at[key] = time.monotonic()
+        self.failed.failed(key)
         kept = [item for item in queued if item[0] != key]
         for item_key, message in queued:
             if item_key == key:

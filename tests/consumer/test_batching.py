@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,9 @@ from service import (
     Server,
     batch,
 )
+from service.aio.channel import Channel
+from service.consumer.batching import BatchHandler
+from service.consumer.gathering import BatchingProcessor
 from tests.support.sqs import QueueFactory, dead_letter_queue_of, drain_queue, queue_counts, send_messages, until
 
 if TYPE_CHECKING:
@@ -262,6 +266,46 @@ async def test_fifo_batches_keep_group_order_through_a_failure(
         firsts = list(dict.fromkeys(body for body in outcomes.succeeded if body.startswith(group)))
         assert firsts == [f"{group}{i}" for i in range(6)], outcomes.succeeded
     assert await queue_counts(sqs, url) == (0, 0)
+
+
+async def test_a_failed_batch_hands_back_its_groups_message_still_on_its_way_in() -> None:
+    """A fake pipeline (BatchSteps): no server can place a message between the receive loop and the processor at
+    the instant a batch fails; here the failing batch itself leaves its group's next message in the channel."""
+    url = "https://sqs.eu-west-1.amazonaws.com/123456789012/orders.fifo"
+
+    def message(body: str, group: str, received_at: float | None = None) -> Message:
+        raw = {"MessageId": body, "ReceiptHandle": body, "Body": body, "Attributes": {"MessageGroupId": group}}
+        return Message(url, raw, visibility_timeout=30, received_at=received_at)
+
+    channel: Channel[Message] = Channel()
+    in_transit = message("a3", "a")  # received before a1 fails
+    ran: list[list[str]] = []
+    released: list[str] = []
+
+    class Steps:
+        async def process_batch(self, handler: BatchHandler, batch: list[Message]) -> set[Message]:
+            ran.append([m.body for m in batch])
+            if len(ran) == 1:
+                channel.put_nowait(in_transit)
+                return set()  # a1 and a2 failed
+            return set(batch)
+
+        def release(self, message: Message, delay_s: int = 0) -> None:
+            released.append(message.body)
+
+    handler = batch(lambda messages: None, max_messages=2)
+    processor = BatchingProcessor(1, lambda message: handler, max_messages=2, fifo=True)
+    received = time.monotonic()  # one receive brought a1 and a2
+    channel.put_nowait(message("a1", "a", received))
+    channel.put_nowait(message("a2", "a", received))
+    running = asyncio.create_task(processor.run(channel, Steps()))
+    await until(lambda: released == ["a3"], what="a3 handed back")
+    channel.put_nowait(message("a1", "a"))  # received after the failure: SQS redelivers the group in its order
+    await until(lambda: len(ran) == 2, what="the redelivered message ran")
+    channel.close()
+    await running
+    assert ran == [["a1", "a2"], ["a1"]]
+    assert released == ["a3"]
 
 
 async def test_a_drain_finishes_running_batches_and_hands_back_gathered_ones(
