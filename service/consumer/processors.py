@@ -74,12 +74,8 @@ class BoundedProcessor:
 
     async def run(self, messages: Channel[Message], steps: Steps) -> None:
         """Run the workers until the channel is closed."""
-        gate = self.share.gate(self.capacity, steps)
         async with asyncio.TaskGroup() as workers:
-            process: ProcessFn = steps.process
-            if gate is not None:
-                workers.create_task(gate.feed(messages))
-                messages, process = gate.ready, gate.process
+            messages, process = _through_cap(self.share, self.capacity, messages, steps, workers)
             for _ in range(self.capacity):
                 workers.create_task(_work(messages, process))
 
@@ -97,12 +93,8 @@ class UnboundedProcessor:
 
     async def run(self, messages: Channel[Message], steps: Steps) -> None:
         """Grow the pool of workers on demand until the channel is closed; wait for them all."""
-        gate = self.share.gate(self.capacity, steps)
         async with asyncio.TaskGroup() as workers:
-            process: ProcessFn = steps.process
-            if gate is not None:
-                workers.create_task(gate.feed(messages))
-                messages, process = gate.ready, gate.process
+            messages, process = _through_cap(self.share, self.capacity, messages, steps, workers)
             pool = _Pool(workers, messages, process, self.capacity)
             pool.grow()
 
@@ -274,6 +266,18 @@ def make_processor(
     if not isinstance(processor, Processor):
         raise ConfigError("processor", processor, "a processor name or an object with capacity and run()")
     return processor
+
+
+def _through_cap(
+    share: GroupShare, capacity: int, messages: Channel[Message], steps: Steps, workers: asyncio.TaskGroup
+) -> tuple[Channel[Message], ProcessFn]:
+    """The channel the workers read and the step they run: with a cap per group, the cap's (fed by a task in
+    `workers`); without one, the received messages and the pipeline's step, at no cost."""
+    gate = share.gate(capacity, steps)
+    if gate is None:
+        return messages, steps.process
+    workers.create_task(gate.feed(messages))
+    return gate.ready, gate.process
 
 
 async def _work(messages: Channel[Message], process: ProcessFn) -> None:
