@@ -16,8 +16,11 @@ const SERIES = [
 
 const $ = (id) => document.getElementById(id);
 let redriveRunning = false;
+let cardQueue = null; // the queue the depths, dead-letter and error cards show; null: the routes without a name
+let cardSwitches = 0; // how often the operator chose another queue for the cards
 
 class Unauthorized extends Error {}
+class Stale extends Error {} // an answer for the queue the cards showed before the operator chose another
 
 function token() {
   return sessionStorage.getItem(TOKEN_KEY) || "";
@@ -48,6 +51,7 @@ function showProblem(text) {
 }
 
 function failed(error) {
+  if (error instanceof Stale) return;
   if (error instanceof Unauthorized) {
     showAuth(token()
       ? "The admin token is wrong: the pod refused it. Type the right one above."
@@ -280,12 +284,11 @@ function buildQueueRows(names) {
   depthTurn = 0;
   for (const name of names) queueRows.set(name, queueRow(name));
   $("queue-rows").replaceChildren(...[...queueRows.values()].map((entry) => entry.row));
-  const first = names[0];
-  $("first-queue").textContent = first;
-  // The cards below act on the first queue (the routes without a queue name): say so.
-  $("queues-title").textContent = `Depths of ${first}`;
-  $("dlq-title").textContent = `Dead-letter queue of ${first}`;
-  $("errors-title").textContent = `Last handler errors of ${first}`;
+  $("card-queue").replaceChildren(...names.map((name) => new Option(name)));
+  // At first the cards show the first queue, as the routes without a name do: nothing of another to clear.
+  if (cardQueue === null) cardQueue = names[0];
+  if (names.includes(cardQueue)) nameCards();
+  else chooseQueue(names[0]);
   const rounds = Math.ceil(names.length / DEPTHS_PER_TICK);
   const seconds = (rounds * SLOW_EVERY_MS) / 1000;
   $("depths-pace").textContent = rounds > 1 ? `each queue's every ${seconds} s` : `every ${seconds} s`;
@@ -421,7 +424,44 @@ async function refreshQueueRedrives() {
   }));
 }
 
-// ---- queues, DLQ, redrive, errors -----------------------------------------------------------------------
+// ---- queues, DLQ, redrive, errors: of the queue chosen for the cards ---------------------------------
+
+// The cards' calls: `suffix` of the chosen queue's routes (`/queues/{name}/errors`), or with one queue of the routes
+// without a name (`/errors`; `/queues` for the depths). An answer asked for before a switch is dropped.
+async function cardApi(method, suffix, body) {
+  const [name, switches] = [cardQueue, cardSwitches];
+  const data = name === null ? await api(method, suffix || "/queues", body)
+    : await api(method, queuePath(name, suffix), body).catch((error) => { throw ofQueue(name, error); });
+  if (switches !== cardSwitches) throw new Stale();
+  return data;
+}
+
+function nameCards() {
+  $("card-queue").value = cardQueue;
+  $("queues-title").textContent = `Depths of ${cardQueue}`;
+  $("dlq-title").textContent = `Dead-letter queue of ${cardQueue}`;
+  $("errors-title").textContent = `Last handler errors of ${cardQueue}`;
+}
+
+// The cards show another queue: what they showed of the previous one goes at once, then the new one's is read.
+function chooseQueue(name) {
+  cardQueue = name;
+  cardSwitches += 1;
+  nameCards();
+  for (const [prefix, label] of [["queue", "queue"], ["dlq", "dead letters"], ["publish", "publish queue"]]) {
+    depth(prefix, null);
+    $(`${prefix}-label`).textContent = label;
+  }
+  redriveRunning = false;
+  showRedrive({ state: "none" });
+  $("peek").disabled = true; // until its depths say it has a dead-letter queue
+  $("redrive").disabled = true;
+  rows($("dlq-rows"), [], 5, "Not loaded.");
+  rows($("error-rows"), [], 5, "Not loaded.");
+  guarded(refreshQueues);
+  guarded(refreshRedrive);
+  guarded(refreshErrors);
+}
 
 function depth(prefix, queue) {
   text(`${prefix}-visible`, queue ? queue.visible : null);
@@ -431,7 +471,7 @@ function depth(prefix, queue) {
 }
 
 async function refreshQueues() {
-  const queues = await api("GET", "/queues");
+  const queues = await cardApi("GET", "");
   depth("queue", queues.queue);
   depth("dlq", queues.dead_letter_queue);
   $("dlq-label").textContent = queues.dead_letter_queue ? `${queues.dead_letter_queue.name} (dead letters)` : "no dead-letter queue";
@@ -462,7 +502,7 @@ function rows(tbody, items, columns, empty) {
 }
 
 async function peek() {
-  const answer = await api("GET", "/dlq/messages?limit=10");
+  const answer = await cardApi("GET", "/dlq/messages?limit=10");
   const items = answer.messages.map((m) => {
     const tr = document.createElement("tr");
     const attributes = Object.entries(m.message_attributes).map(([k, v]) => `${k}=${v.StringValue ?? ""}`).join(", ");
@@ -504,7 +544,7 @@ function redriveText(task) {
 }
 
 async function refreshRedrive() {
-  showRedrive(await api("GET", "/dlq/redrive"));
+  showRedrive(await cardApi("GET", "/dlq/redrive"));
 }
 
 // One group per message, newest first, with its last error: a message failing three times is one row, 3 attempts.
@@ -522,7 +562,7 @@ function groupErrors(errors) {
 }
 
 async function refreshErrors() {
-  const answer = await api("GET", "/errors");
+  const answer = await cardApi("GET", "/errors");
   const items = groupErrors(answer.errors).map((e) => {
     const tr = document.createElement("tr");
     tr.append(
@@ -580,11 +620,12 @@ function wire() {
   }));
   $("peek").addEventListener("click", () => guarded(peek));
   $("redrive").addEventListener("click", () => guarded(async () => {
-    showRedrive(await api("POST", "/dlq/redrive", {}));
+    showRedrive(await cardApi("POST", "/dlq/redrive", {}));
   }));
   $("cancel-redrive").addEventListener("click", () => guarded(async () => {
-    showRedrive(await api("DELETE", "/dlq/redrive"));
+    showRedrive(await cardApi("DELETE", "/dlq/redrive"));
   }));
+  $("card-queue").addEventListener("change", () => chooseQueue($("card-queue").value));
   window.addEventListener("resize", drawChart);
 }
 
