@@ -7,38 +7,21 @@ The ones in docs/ show the service as `make run` starts it: scripts/console_scre
 from __future__ import annotations
 
 import dataclasses
-import os
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pytest
-from playwright.async_api import Browser, ConsoleMessage, Page, ViewportSize, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from service import Message
+from tests.support.browser import PHONE, WAIT_MS, WIDE, console_errors, needs_chromium, screenshots_dir
 from tests.support.runtime import BASE, publish, running
 from tests.support.sqs import QueueFactory, dead_letter_queue_of, eventually, queue_counts
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-WIDE: ViewportSize = {"width": 1280, "height": 1100}
-PHONE: ViewportSize = {"width": 390, "height": 844}
-WAIT_MS = 20_000
-
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (make browser)")
+pytestmark = needs_chromium
 
 
 class Switch:
@@ -50,33 +33,6 @@ class Switch:
     async def __call__(self, message: Message) -> None:
         if self.failing:
             raise ValueError(f"cannot handle {message.body}")
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
-
-
-def console_errors(page: Page) -> list[str]:
-    """Errors the page logs or throws, collected from now on."""
-    errors: list[str] = []
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error":
-            errors.append(message.text)
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    return errors
-
-
-def screenshots_dir(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("CONSOLE_SCREENSHOTS", tmp_path))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 async def check_errors_and_notes(page: Page) -> None:

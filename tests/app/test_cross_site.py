@@ -20,14 +20,14 @@ from playwright.async_api import async_playwright
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.telemetry.hooks import Hooks
-from tests.app.test_console import CHROMIUM, CHROMIUM_ARGS, WAIT_MS
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, needs_chromium
 from tests.support.runtime import BASE, running
 from tests.support.sqs import QueueFactory, queue_counts
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (make browser)")
+pytestmark = needs_chromium
 
 ATTACK = """<!doctype html>
 <html><body>
