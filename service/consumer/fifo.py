@@ -19,6 +19,10 @@ class FailedGroups:
     def __init__(self) -> None:
         self._failed_at: dict[str, float] = {}
 
+    def __bool__(self) -> bool:
+        """True while some group has a failure recorded (a message may have to be handed back)."""
+        return bool(self._failed_at)
+
     def failed(self, group: str) -> None:
         """A message of `group` did not succeed, now."""
         self._failed_at[group] = time.monotonic()

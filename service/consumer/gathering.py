@@ -78,10 +78,14 @@ class _Batches:
     async def gather(self, messages: Channel[Message]) -> None:
         try:
             async for message in messages:
-                if self._failed.blocks(message.group_id, message):
+                if self._failed and self._failed.blocks(message.group_id, message):
                     self._release(message)  # received before an earlier message of its group failed
                 else:
-                    self._pending.setdefault(self._handler_for(message), deque()).append(message)
+                    handler = self._handler_for(message)
+                    pending = self._pending.get(handler)
+                    if pending is None:
+                        pending = self._pending[handler] = deque()
+                    pending.append(message)
                 if not len(messages):  # what the receive brought is all in: the dispatcher may look now
                     self._failed.caught_up()
                     self._wake.set()
