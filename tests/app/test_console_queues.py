@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -370,11 +369,11 @@ async def test_twenty_queues_fit_a_phone_and_their_depths_are_read_in_turn(
     async with running(BASE, queues=specs(urls, handlers)) as service:
         page = await browser.new_page(viewport=PHONE)
         errors = console_errors(page)
-        depth_reads: list[float] = []
+        depth_requests: list[Request] = []
 
         def on_request(request: Request) -> None:
             if DEPTH_READ.search(request.url):
-                depth_reads.append(time.monotonic())
+                depth_requests.append(request)
 
         page.on("request", on_request)
         await page.goto(service.runtime.admin_url + "/console")
@@ -385,8 +384,11 @@ async def test_twenty_queues_fit_a_phone_and_their_depths_are_read_in_turn(
         # Every row gets its depths, a few queues at a time: never all twenty at once (besides, the depths card reads
         # its own queue's, /queues/queue-00, every 5 s).
         await expect(rows.get_by_test_id("queue-depth")).to_have_text(["0 / 0 / 0"] * 20, timeout=40_000)
+        # When the browser started each read (its own clock: a busy test process may see the events late, bunched).
+        # A turn is DEPTHS_PER_TICK reads and the card's one; two turns in one second at most, where a timer ran late.
+        depth_reads = sorted(r.timing["startTime"] / 1000 for r in depth_requests if r.timing["startTime"] > 0)
         busiest = max(sum(1 for other in depth_reads if 0 <= other - read < 1) for read in depth_reads)
-        assert busiest <= DEPTHS_PER_TICK + 1, depth_reads
+        assert busiest <= 2 * (DEPTHS_PER_TICK + 1) < len(names), depth_reads
         assert len(depth_reads) >= 20
         await no_sideways_scroll(page, PHONE)
         await page.screenshot(path=screenshots_dir(tmp_path) / "console-queues-20-phone.png", full_page=True)
