@@ -1,9 +1,11 @@
-"""Retake docs/console-1280.png and docs/console-phone.png from the service as `make run` starts it.
+"""Retake the console's pictures in docs/ from the service as `make run` starts it.
 
 Usage: .venv/bin/python scripts/console_screenshots.py   (needs /usr/bin/chromium: `make browser`)
 
 Runs `mq-service run` with the embedded local SQS server and the example handlers, publishes what the README's
-walk-through publishes (hello, slow, two that fail into the dead-letter queue), and photographs the console.
+walk-through publishes (hello, slow, two that fail into the dead-letter queue), and photographs the console
+(docs/console-1280.png, docs/console-phone.png). Then runs it again with a queue table of three queues
+(docs/console-queues-1280.png): a trickle on each, two dead letters on `orders`, `payments` paused.
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ import asyncio
 import os
 import signal
 import sys
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
-from playwright.async_api import async_playwright
+from playwright.async_api import Browser, async_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -43,33 +48,90 @@ async def dead_lettered(client: httpx.AsyncClient, count: int) -> None:
     sys.exit("the failing messages did not reach the dead-letter queue in a minute")
 
 
-async def main() -> None:
+QUEUE_TABLE = """
+[[queues]]
+name = "orders"
+handler = "handlers.example:router"
+weight = 3
+
+[[queues]]
+name = "audit"
+handler = "handlers.example:router"
+max_messages_per_s = 20
+
+[[queues]]
+name = "payments"
+handler = "handlers.example:router"
+"""
+
+
+@asynccontextmanager
+async def service(*args: str) -> AsyncIterator[str]:
+    """`mq-service run ARGS` on the embedded local SQS server; its admin URL until the block ends (then Ctrl-C)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("MQ_", "AWS_ENDPOINT"))}
     env["MQ_ADMIN_PORT"] = "0"
     process = await asyncio.create_subprocess_exec(
-        str(ROOT / ".venv" / "bin" / "mq-service"), "run", cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE
+        str(ROOT / ".venv" / "bin" / "mq-service"), "run", *args, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE
     )
     try:
-        url = await admin_url(process)
-        async with httpx.AsyncClient(base_url=url, timeout=30) as client, async_playwright() as playwright:
-            batch = [{"route": "slow", "body": {"seconds": 3}}, {"route": "fail", "body": "x"}]
-            await client.post("/publish", json={"messages": [*batch, {"route": "fail", "body": "y"}]})
-            browser = await playwright.chromium.launch(
-                executable_path="/usr/bin/chromium", args=["--headless", "--no-sandbox", "--disable-gpu"]
-            )
-            page = await browser.new_page(viewport={"width": 1280, "height": 1100})
-            await page.goto(url + "/console")
-            await dead_lettered(client, 2)
-            await page.get_by_test_id("peek").click()
-            await page.get_by_test_id("dlq-messages").get_by_text("route=fail").first.wait_for()
-            await page.wait_for_timeout(5000)  # the errors table and queue depths refresh every 5 s
-            await page.screenshot(path=DOCS / "console-1280.png", full_page=True)
-            await page.set_viewport_size({"width": 390, "height": 844})
-            await page.screenshot(path=DOCS / "console-phone.png", full_page=True)
-            await browser.close()
+        yield await admin_url(process)
     finally:
         process.send_signal(signal.SIGINT)
         await asyncio.wait_for(process.wait(), 30)
+
+
+async def one_queue(browser: Browser) -> None:
+    async with service() as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
+        batch = [{"route": "slow", "body": {"seconds": 3}}, {"route": "fail", "body": "x"}]
+        await client.post("/publish", json={"messages": [*batch, {"route": "fail", "body": "y"}]})
+        page = await browser.new_page(viewport={"width": 1280, "height": 1100})
+        await page.goto(url + "/console")
+        await dead_lettered(client, 2)
+        await page.get_by_test_id("peek").click()
+        await page.get_by_test_id("dlq-messages").get_by_text("route=fail").first.wait_for()
+        await page.wait_for_timeout(5000)  # the errors table and queue depths refresh every 5 s
+        await page.screenshot(path=DOCS / "console-1280.png", full_page=True)
+        await page.set_viewport_size({"width": 390, "height": 844})
+        await page.screenshot(path=DOCS / "console-phone.png", full_page=True)
+        await page.close()
+
+
+async def three_queues(browser: Browser, table: Path) -> None:
+    async with service("--config", str(table)) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
+        await client.post("/queues/payments/pause", json={"reason": "card processor maintenance"})
+        await client.post("/queues/payments/publish", json={"messages": [{"route": "hello", "body": "later"}] * 3})
+        fails = [{"route": "fail", "body": "x"}, {"route": "fail", "body": "y"}]
+        await client.post("/queues/orders/publish", json={"messages": fails})
+        page = await browser.new_page(viewport={"width": 1280, "height": 1100})
+        await page.goto(url + "/console")
+        for second in range(60):
+            for name, count in (("orders", 6), ("audit", 3)):
+                messages = [{"route": "hello", "body": f"{name} {second}-{i}"} for i in range(count)]
+                await client.post(f"/queues/{name}/publish", json={"messages": messages})
+            await asyncio.sleep(1)
+            orders = (await client.get("/queues/orders")).json()
+            if second > 15 and orders["dead_letter_queue"]["visible"] >= len(fails):
+                break
+        else:
+            sys.exit("the failing messages did not reach orders' dead-letter queue in a minute")
+        await page.get_by_test_id("peek").click()
+        await page.get_by_test_id("dlq-messages").get_by_text("route=fail").first.wait_for()
+        await page.wait_for_timeout(5000)  # every row's depths read again
+        await page.screenshot(path=DOCS / "console-queues-1280.png", full_page=True)
+        await page.close()
+
+
+async def main() -> None:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        await one_queue(browser)
+        with tempfile.TemporaryDirectory() as folder:
+            table = Path(folder) / "queues.toml"
+            table.write_text(QUEUE_TABLE)
+            await three_queues(browser, table)
+        await browser.close()
 
 
 if __name__ == "__main__":

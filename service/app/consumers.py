@@ -95,6 +95,7 @@ class Consumer:
             "ready": server.alive and server.health.not_ready_reason() is None,
             "not_ready_reason": server.health.not_ready_reason() if server.alive else "the pipeline is not running",
             "in_flight": server.in_flight,
+            "capacity": server.processor.capacity,
             "paused": server.paused,
             "paused_since": server.paused_since,
             "max_messages_per_s": server.rate_limit,

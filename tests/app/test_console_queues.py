@@ -214,6 +214,7 @@ async def test_each_row_shows_and_drives_its_own_queue(
         await expect(page.get_by_test_id("pause")).to_be_hidden()
         await expect(page.get_by_test_id("per-queue-note")).to_be_visible()
         await expect(page.locator("#dlq-title")).to_have_text("Dead-letter queue of orders")
+        await expect(page.get_by_test_id("in-flight")).to_have_text("0 / 4")  # two queues of 2 handlers each
 
         scene = Scene(page, service, sqs, urls, handlers)
         await check_counters_and_rates(scene)

@@ -77,6 +77,9 @@ async def test_weights_split_the_budget_while_both_have_work_and_a_lone_queue_ta
     async with running(settings, queues=specs, max_in_flight=8) as service:
         budget = service.runtime.budget
         assert budget is not None
+        status = (await service.client.get("/status")).json()
+        assert status["max_in_flight"] == 8
+        assert (status["queues"]["heavy"]["capacity"], status["queues"]["light"]["capacity"]) == (8, 8)
 
         def busy(name: str) -> bool:
             """The queue has work: messages wait for a slot, or all its 8 workers run."""

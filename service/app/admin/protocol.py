@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 if TYPE_CHECKING:
+    from service.aio.budget import Budget
     from service.app.config import Settings
     from service.app.consumers import Consumer
     from service.app.operations import Operations
@@ -29,6 +30,7 @@ class AdminService(Protocol):
     consumers: dict[str, Consumer]  # every queue's Server and Operations, by queue name, in the table's order
     publishers: dict[str, Publisher]  # with several queues, a Publisher for each (POST /queues/{name}/publish)
     hooks: Hooks
+    budget: Budget | None  # the handler slots the queues share (the queue table's max_in_flight), if any
 
     @property
     def draining(self) -> bool:

@@ -115,8 +115,7 @@ async function refreshStatus() {
   const at = performance.now() / 1000;
   const pipeline = status.pipeline || {};
   for (const name of ["received", "handled", "failed", "deleted", "rejected"]) text(name, pipeline[name]);
-  const capacity = (status.settings || {}).concurrency;
-  text("in-flight", `${status.in_flight} / ${capacity}`);
+  text("in-flight", `${status.in_flight} / ${podCapacity(status)}`);
   const interval = (status.settings || {}).deletion_interval_s;
   const visibility = (status.settings || {}).visibility_timeout;
   const seconds = interval ?? (visibility ? Math.min(10, visibility / 2) : null);
@@ -133,6 +132,15 @@ async function refreshStatus() {
   drawChart();
   showQueues(status, at);
   showProblem(null);
+}
+
+// Handlers at once in the pod: the queue's concurrency; with several queues, the sum of theirs, or the budget they
+// share (max_in_flight) when it is smaller.
+function podCapacity(status) {
+  const queues = Object.values(status.queues || {});
+  if (queues.length < 2) return (status.settings || {}).concurrency;
+  const sum = queues.reduce((total, queue) => total + queue.capacity, 0);
+  return status.max_in_flight ? Math.min(sum, status.max_in_flight) : sum;
 }
 
 // The pod's state; with several queues it is paused when every queue is, and says how many are.
