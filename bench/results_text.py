@@ -81,8 +81,9 @@ def render(results: dict[str, Any], *, table: str, chart_written: bool) -> str:
         f"whole run {meta['elapsed_s']:.0f} s{' (quick run)' if meta['quick'] else ''}. This file is written by "
         "`python -m bench.run`; the findings come from `bench/ANALYSIS.md`.",
         "## Targets\n\n" + _targets(results["targets"]),
-        "## Results\n\n" + table + "\n\nRatios are against each scenario's baseline: the aiobotocore floor "
-        "(publishers: publish-floor; lean-bounded-10-traced: lean-bounded-10, untraced); "
+        "## Results\n\n" + table + "\n\nRatios are against each scenario's baseline: the aiobotocore floor, except the "
+        "publishers (publish-floor), lean-batch-100 (lean-floor), the lean scenarios with tracing "
+        "(lean-bounded-10-metrics, itself against lean-bounded-10) and lean-bounded-10-idempotent (lean-bounded-10); "
         "CPU is the consumer's own, per message.",
     ]
     if chart_written:
