@@ -37,13 +37,17 @@ async def admin_url(process: asyncio.subprocess.Process) -> str:
             return line.split()[2]
 
 
-async def dead_lettered(client: httpx.AsyncClient, count: int) -> None:
-    """Publish a trickle of messages (for the chart) until `count` messages are in the dead-letter queue."""
+async def dead_lettered(
+    client: httpx.AsyncClient, count: int, *, trickle: dict[str, int], depths: str = "/queues"
+) -> None:
+    """Publish a trickle of messages (for the chart: `trickle` maps a publish path to messages a second) until
+    `count` messages are in the dead-letter queue of the queue whose depths `depths` reads."""
     for second in range(60):
-        messages = [{"route": "hello", "body": f"hi {second}-{i}"} for i in range(5)]
-        await client.post("/publish", json={"messages": messages})
+        for path, per_s in trickle.items():
+            messages = [{"route": "hello", "body": f"{path} {second}-{i}"} for i in range(per_s)]
+            await client.post(path, json={"messages": messages})
         await asyncio.sleep(1)
-        if second > 15 and (await client.get("/queues")).json()["dead_letter_queue"]["visible"] >= count:
+        if second > 15 and (await client.get(depths)).json()["dead_letter_queue"]["visible"] >= count:
             return
     sys.exit("the failing messages did not reach the dead-letter queue in a minute")
 
@@ -86,7 +90,7 @@ async def one_queue(browser: Browser) -> None:
         await client.post("/publish", json={"messages": [*batch, {"route": "fail", "body": "y"}]})
         page = await browser.new_page(viewport={"width": 1280, "height": 1100})
         await page.goto(url + "/console")
-        await dead_lettered(client, 2)
+        await dead_lettered(client, 2, trickle={"/publish": 5})
         await page.get_by_test_id("peek").click()
         await page.get_by_test_id("dlq-messages").get_by_text("route=fail").first.wait_for()
         await page.wait_for_timeout(5000)  # the errors table and queue depths refresh every 5 s
@@ -104,16 +108,8 @@ async def three_queues(browser: Browser, table: Path) -> None:
         await client.post("/queues/orders/publish", json={"messages": fails})
         page = await browser.new_page(viewport={"width": 1280, "height": 1100})
         await page.goto(url + "/console")
-        for second in range(60):
-            for name, count in (("orders", 6), ("audit", 3)):
-                messages = [{"route": "hello", "body": f"{name} {second}-{i}"} for i in range(count)]
-                await client.post(f"/queues/{name}/publish", json={"messages": messages})
-            await asyncio.sleep(1)
-            orders = (await client.get("/queues/orders")).json()
-            if second > 15 and orders["dead_letter_queue"]["visible"] >= len(fails):
-                break
-        else:
-            sys.exit("the failing messages did not reach orders' dead-letter queue in a minute")
+        trickle = {"/queues/orders/publish": 6, "/queues/audit/publish": 3}
+        await dead_lettered(client, len(fails), trickle=trickle, depths="/queues/orders")
         await page.get_by_test_id("peek").click()
         await page.get_by_test_id("dlq-messages").get_by_text("route=fail").first.wait_for()
         await page.wait_for_timeout(5000)  # every row's depths read again

@@ -133,11 +133,6 @@ class Runtime:
         except ConfigError as error:  # the redis package is missing: say which variable asked for it
             raise ConfigError("MQ_IDEMPOTENCY_STORE", redacted(settings.idempotency_store), error.allowed) from error
 
-    @property
-    def idempotency(self) -> Idempotent | None:
-        """The first queue's idempotency guard (the only one's, in a one-queue service), or None."""
-        return next(iter(self.consumers.values())).idempotency
-
     def _guarded(self, handler: AnyHandler, *, namespace: str) -> tuple[AnyHandler, Idempotent]:
         """`handler` under an idempotency guard, and the guard: one per queue for every route, batch routes included."""
         if isinstance(handler, BatchHandler):

@@ -19,17 +19,16 @@ class FailedGroups:
     def __init__(self) -> None:
         self._failed_at: dict[str, float] = {}
 
-    def __bool__(self) -> bool:
-        """True while some group has a failure recorded (a message may have to be handed back)."""
-        return bool(self._failed_at)
-
     def failed(self, group: str) -> None:
         """A message of `group` did not succeed, now."""
         self._failed_at[group] = time.monotonic()
 
-    def blocks(self, group: str | None, message: Message) -> bool:
-        """True when `message`, of `group`, was received before a failure in its group: it must be handed back."""
-        return bool(self._failed_at) and group is not None and message.received_at <= self._failed_at.get(group, -1.0)
+    def blocks(self, message: Message) -> bool:
+        """True when `message` was received before a failure in its group: it must be handed back."""
+        if not self._failed_at:  # the common case: nothing failed, nothing to look up
+            return False
+        group = message.group_id
+        return group is not None and message.received_at <= self._failed_at.get(group, -1.0)
 
     def caught_up(self) -> None:
         """Every message received so far has reached the processor: no earlier arrival is still in transit."""

@@ -78,7 +78,7 @@ class _Batches:
     async def gather(self, messages: Channel[Message]) -> None:
         try:
             async for message in messages:
-                if self._failed and self._failed.blocks(message.group_id, message):
+                if self._failed.blocks(message):
                     self._release(message)  # received before an earlier message of its group failed
                 else:
                     handler = self._handler_for(message)

@@ -173,10 +173,10 @@ class _Backlogs:
         self._queued: dict[int, deque[tuple[str, Message]]] = {}
         self._ready: asyncio.Queue[int | None] = asyncio.Queue()
         self._input_ended = False
-        self.failed = FailedGroups()  # on a FIFO queue a key is a group
+        self.failed = FailedGroups()  # on a FIFO queue a message's key is its group
 
     def add(self, partition: int, key: str, message: Message) -> None:
-        if self.failed.blocks(key, message):
+        if self.failed.blocks(message):
             self._steps.release(message)  # received before an earlier message of its group failed
             return
         queued = self._queued.get(partition)

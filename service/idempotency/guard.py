@@ -21,6 +21,8 @@ from service.idempotency.observer import IdempotencyObserver
 from service.idempotency.store import Claim, Store, StoreError
 
 DEFAULT_EXPIRES_S = 3600
+# The counters `Idempotent.stats` reports (and /status sums over the queues' guards).
+COUNT_NAMES = ("completed", "skipped", "in_progress", "store_errors", "unguarded")
 MAX_EXPIRES_S = 365 * 86400
 DEFAULT_LEASE_MARGIN_S = 10.0
 DEFAULT_IN_PROGRESS_DELAY_S = 5
@@ -80,7 +82,7 @@ class Idempotent:
         self.fail_open = fail_open
         self.require_key = require_key
         self.observer = observer or IdempotencyObserver()
-        self.counts = dict.fromkeys(("completed", "skipped", "in_progress", "store_errors", "unguarded"), 0)
+        self.counts = dict.fromkeys(COUNT_NAMES, 0)
         self.consecutive_store_errors = 0
         self.last_store_error: str | None = None
         self.__name__ = getattr(self.handler, "__name__", "handler")

@@ -21,6 +21,7 @@ from playwright.async_api import Browser, Locator, Page, Request, Route, Viewpor
 
 from service import Message, Reject
 from service.app.consumers import QueueSpec
+from service.sqs.urls import queue_name
 from tests.support.browser import PHONE, WAIT_MS, WIDE, console_errors, needs_chromium, screenshots_dir
 from tests.support.runtime import BASE, Running, running
 from tests.support.sqs import QueueFactory, dead_letter_queue_of, eventually, queue_counts, send_messages
@@ -240,7 +241,7 @@ class Cards:
 
     @property
     def sqs_names(self) -> dict[str, str]:
-        return {name: url.rsplit("/", 1)[1] for name, url in self.urls.items()}
+        return {name: queue_name(url) for name, url in self.urls.items()}
 
     @property
     def dlq_rows(self) -> Locator:

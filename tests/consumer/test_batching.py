@@ -281,6 +281,8 @@ async def test_a_failed_batch_hands_back_its_groups_message_still_on_its_way_in(
     in_transit = message("a3", "a")  # received before a1 fails
     ran: list[list[str]] = []
     released: list[str] = []
+    a3_settled = asyncio.Event()  # handed back, or (the fault this test is about) run
+    later_batch = asyncio.Event()
 
     class Steps:
         async def process_batch(self, handler: BatchHandler, batch: list[Message]) -> set[Message]:
@@ -288,10 +290,15 @@ async def test_a_failed_batch_hands_back_its_groups_message_still_on_its_way_in(
             if len(ran) == 1:
                 channel.put_nowait(in_transit)
                 return set()  # a1 and a2 failed
+            later_batch.set()
+            if in_transit in batch:
+                a3_settled.set()
             return set(batch)
 
         def release(self, message: Message, delay_s: int = 0) -> None:
             released.append(message.body)
+            if message is in_transit:
+                a3_settled.set()
 
     handler = batch(lambda messages: None, max_messages=2)
     processor = BatchingProcessor(1, lambda message: handler, max_messages=2, fifo=True)
@@ -299,9 +306,10 @@ async def test_a_failed_batch_hands_back_its_groups_message_still_on_its_way_in(
     channel.put_nowait(message("a1", "a", received))
     channel.put_nowait(message("a2", "a", received))
     running = asyncio.create_task(processor.run(channel, Steps()))
-    await until(lambda: released == ["a3"], what="a3 handed back")
+    await asyncio.wait_for(a3_settled.wait(), 30)
+    assert released == ["a3"]
     channel.put_nowait(message("a1", "a"))  # received after the failure: SQS redelivers the group in its order
-    await until(lambda: len(ran) == 2, what="the redelivered message ran")
+    await asyncio.wait_for(later_batch.wait(), 30)
     channel.close()
     await running
     assert ran == [["a1", "a2"], ["a1"]]

@@ -72,7 +72,8 @@ async def test_with_the_store_down_nothing_is_handled_and_readyz_says_why(
     settings = dataclasses.replace(BASE, queue_url=url, idempotency_store=down)
     async with running(settings, handler=handler) as service:
         await send_messages(sqs, url, [f"m{i}" for i in range(3)])
-        guard = service.runtime.idempotency
+        [consumer] = service.runtime.consumers.values()
+        guard = consumer.idempotency
         assert guard is not None
         await until(lambda: guard.counts["store_errors"] >= 3, what="three store errors")
         ready = await service.client.get("/readyz")

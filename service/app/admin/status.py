@@ -12,6 +12,7 @@ from service.app.admin.auth import BearerGuard
 from service.app.admin.openapi import RouteGroup, json_response
 from service.app.admin.probes import Liveness, not_ready_reason
 from service.app.admin.protocol import AdminService
+from service.idempotency.guard import COUNT_NAMES
 
 _NULLABLE_TEXT = {"type": ["string", "null"]}
 _COUNT = {"type": "integer", "minimum": 0}
@@ -140,17 +141,13 @@ def status(service: AdminService, liveness: Liveness) -> dict[str, Any]:
 
 def _idempotency(service: AdminService) -> dict[str, Any] | None:
     """The idempotency guards' stats: the only guard's, or every queue's combined."""
-    guards = {name: c.idempotency for name, c in service.consumers.items() if c.idempotency is not None}
-    stats = {name: guard.stats() for name, guard in guards.items()}
+    stats = {name: c.idempotency.stats() for name, c in service.consumers.items() if c.idempotency is not None}
     if len(stats) <= 1:
         return next(iter(stats.values()), None)
-    entries = list(stats.values())
-    counted = next(iter(guards.values())).counts
-    combined = {key: sum(entry[key] for entry in entries) for key in counted}
-    worst = max(entries, key=lambda entry: entry["consecutive_store_errors"])
+    worst = max(stats.values(), key=lambda entry: entry["consecutive_store_errors"])
     problem = next((f"queue {name}: {entry['problem']}" for name, entry in stats.items() if entry["problem"]), None)
     return {
-        **combined,
+        **{key: sum(entry[key] for entry in stats.values()) for key in COUNT_NAMES},
         "consecutive_store_errors": worst["consecutive_store_errors"],
         "last_store_error": worst["last_store_error"],
         "problem": problem,

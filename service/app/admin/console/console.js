@@ -246,23 +246,14 @@ const queueRows = new Map(); // name -> {name, row, cells, samples, pause, resum
 let depthTurn = 0; // the next queue whose depths are read
 let depthsReading = false; // a turn is out: the next waits (a slow SQS does not pile turns up)
 
-function queuePath(name, suffix = "") {
-  return `/queues/${encodeURIComponent(name)}${suffix}`;
-}
-
-// An error of one queue's call, named after the queue (the banner may show any row's).
-function ofQueue(name, error) {
-  return error instanceof Unauthorized ? error : new Error(`${name}: ${error.message || error}`);
-}
-
-function forQueue(name, work) {
-  return guarded(async () => {
-    try {
-      await work();
-    } catch (error) {
-      throw ofQueue(name, error);
-    }
-  });
+// One queue's route (`suffix` of /queues/{name}); a refusal is named after the queue (the banner may show any
+// queue's).
+async function queueApi(name, method, suffix = "", body) {
+  try {
+    return await api(method, `/queues/${encodeURIComponent(name)}${suffix}`, body);
+  } catch (error) {
+    throw error instanceof Unauthorized ? error : new Error(`${name}: ${error.message || error}`);
+  }
 }
 
 function button(label, testid, onClick, name) {
@@ -320,12 +311,12 @@ function queueRow(name) {
 
 function queueActions(entry) {
   const name = entry.name;
-  entry.pause = button("Pause", "queue-pause", () => forQueue(name, async () => {
-    await api("POST", queuePath(name, "/pause"), {});
+  entry.pause = button("Pause", "queue-pause", () => guarded(async () => {
+    await queueApi(name, "POST", "/pause", {});
     await refreshStatus();
   }), `Pause ${name}`);
-  entry.resume = button("Resume", "queue-resume", () => forQueue(name, async () => {
-    await api("POST", queuePath(name, "/resume"), {});
+  entry.resume = button("Resume", "queue-resume", () => guarded(async () => {
+    await queueApi(name, "POST", "/resume", {});
     await refreshStatus();
   }), `Resume ${name}`);
   const limit = document.createElement("input");
@@ -340,13 +331,13 @@ function queueActions(entry) {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const value = limit.value === "" ? null : Number(limit.value);
-    forQueue(name, async () => {
-      await api("PUT", queuePath(name, "/limits"), { max_messages_per_s: value });
+    guarded(async () => {
+      await queueApi(name, "PUT", "/limits", { max_messages_per_s: value });
       await refreshStatus();
     });
   });
-  entry.redrive = button("Redrive dead letters", "queue-redrive", () => forQueue(name, async () => {
-    showQueueRedrive(entry, await api("POST", queuePath(name, "/dlq/redrive"), {}));
+  entry.redrive = button("Redrive dead letters", "queue-redrive", () => guarded(async () => {
+    showQueueRedrive(entry, await queueApi(name, "POST", "/dlq/redrive", {}));
   }), `Redrive the dead letters of ${name} to ${name}`);
   entry.redrive.hidden = true; // until its depths say it has a dead-letter queue
   entry.redriveState = document.createElement("span");
@@ -398,9 +389,7 @@ async function refreshQueueDepths() {
 async function refreshQueueDepth(entry) {
   let depths = null;
   try {
-    depths = await api("GET", queuePath(entry.name));
-  } catch (error) {
-    throw ofQueue(entry.name, error);
+    depths = await queueApi(entry.name, "GET");
   } finally {
     showQueueDepth(entry, depths);
   }
@@ -424,11 +413,7 @@ function showQueueRedrive(entry, task) {
 async function refreshQueueRedrives() {
   const running = [...queueRows.values()].filter((entry) => entry.redriveRunning);
   await Promise.all(running.map(async (entry) => {
-    try {
-      showQueueRedrive(entry, await api("GET", queuePath(entry.name, "/dlq/redrive")));
-    } catch (error) {
-      throw ofQueue(entry.name, error);
-    }
+    showQueueRedrive(entry, await queueApi(entry.name, "GET", "/dlq/redrive"));
   }));
 }
 
@@ -438,8 +423,9 @@ async function refreshQueueRedrives() {
 // without a name (`/errors`; `/queues` for the depths). An answer asked for before a switch is dropped.
 async function cardApi(method, suffix, body) {
   const [name, switches] = [cardQueue, cardSwitches];
-  const data = name === null ? await api(method, suffix || "/queues", body)
-    : await api(method, queuePath(name, suffix), body).catch((error) => { throw ofQueue(name, error); });
+  const data = name === null
+    ? await api(method, suffix || "/queues", body)
+    : await queueApi(name, method, suffix, body);
   if (switches !== cardSwitches) throw new Stale();
   return data;
 }
